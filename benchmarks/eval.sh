@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Retrieval quality: codesearch against the built-in baselines, in one run_eval.py run.
+#
+#   benchmarks/eval.sh mined        # every dev corpus except django, stripped + unstripped
+#   benchmarks/eval.sh handwritten  # the hand-written questions for requests
+#
+# Needs the project's .venv (it has sentence-transformers for builtin:minilm-window).
+# Results: benchmarks/out/eval-<which>.json and the table on stdout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+which=${1:-mined}
+shift || true
+shared=../shared/eval
+mkdir -p benchmarks/out
+export HF_HUB_OFFLINE=1
+export CODESEARCH_HOME=${CODESEARCH_HOME:-$(mktemp -d)}
+py=.venv/bin/python
+cs=$PWD/.venv/bin/codesearch
+common=(--corpora "$shared/corpora.toml" --skip-large --variant both
+        --index-cmd "$cs index {repo} -q"
+        --tool "$cs search --repo {repo} --json -k {k} --batch {queries_txt}" --label codesearch
+        --tool builtin:bm25 --tool builtin:minilm-window)
+case $which in
+  mined) $py $shared/run_eval.py "${common[@]}" --json-out benchmarks/out/eval-mined.json "$@" ;;
+  handwritten) $py $shared/run_eval.py "${common[@]}" --queries $shared/handwritten_requests.jsonl \
+                 --json-out benchmarks/out/eval-handwritten.json "$@" ;;
+  *) echo "usage: $0 mined|handwritten [run_eval options]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,264 @@
+"""The terminal face: parse arguments, make one engine call, format what comes back.
+
+codesearch "where is the retry backoff computed"      # search the repo holding the cwd
+codesearch index [PATH]                               # index or update a repository
+codesearch search QUERY --repo PATH [-k N] [--json] [--batch FILE]
+codesearch status [PATH]
+codesearch models
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from codesearch import __version__
+from codesearch.types import KINDS, BadInput, CodesearchError, Filters
+
+COMMANDS = ("index", "search", "status", "models")
+
+EPILOG = """\
+examples:
+  codesearch index .                                   index (or update) this repository
+  codesearch "where is the retry backoff computed"     ask a question about it
+  codesearch search "parse config" --lang python --path 'src/' -k 5
+  codesearch search "open a session" --repo ~/src/app --json
+  codesearch status
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.exit(2, f"codesearch: error: {message} (see `codesearch --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="codesearch",
+        description="Local semantic code search: ask where things are, get ranked code locations.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"codesearch {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    p = sub.add_parser("index", help="index a repository, or update its index")
+    p.add_argument("path", nargs="?", default=".", help="repository folder (default: .)")
+    p.add_argument("--model", help="embedding model: auto, minilm, or a local model folder")
+    p.add_argument(
+        "--max-file-size",
+        type=int,
+        metavar="BYTES",
+        help="skip files larger than this (default 1000000)",
+    )
+    p.add_argument(
+        "--include-secrets",
+        action="store_true",
+        help="also index .env, *.pem, *.key ... (skipped by default)",
+    )
+    p.add_argument("--rebuild", action="store_true", help="drop the index and build it anew")
+    p.add_argument("-v", "--verbose", action="store_true", help="list every skipped file")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+
+    p = sub.add_parser("search", help="search an indexed repository")
+    p.add_argument("query", nargs="*", help="the question (omit with --batch)")
+    p.add_argument("--repo", default=None, help="repository folder (default: the one holding .)")
+    p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    p.add_argument("--json", action="store_true", help="print JSON (JSON Lines with --batch)")
+    p.add_argument(
+        "--batch",
+        metavar="FILE",
+        help="read one query per line from FILE ('-' = stdin); JSON Lines out",
+    )
+    p.add_argument(
+        "--lang",
+        action="append",
+        default=[],
+        metavar="LANG",
+        help="only this language (repeatable)",
+    )
+    p.add_argument(
+        "--path",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only paths matching GLOB: '*.py', 'src/', 'src/**/test_*.py' (repeatable)",
+    )
+    p.add_argument(
+        "--kind",
+        action="append",
+        default=[],
+        choices=KINDS,
+        help="only this kind of chunk (repeatable)",
+    )
+    p.add_argument("--model", help="refuse to search if the index was built with another model")
+    p.add_argument(
+        "--snippet-lines",
+        type=int,
+        default=6,
+        metavar="N",
+        help="snippet lines per result in human output (default 6, 0 = none)",
+    )
+
+    p = sub.add_parser("status", help="what is indexed, with which model, how big")
+    p.add_argument("path", nargs="?", default=".", help="repository folder (default: .)")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("models", help="list embedding backends and whether they are usable here")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
+        argv = ["search", *argv]  # the everyday form: codesearch "QUESTION"
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        build_parser().print_help()
+        return 2
+    try:
+        return HANDLERS[args.command](args)
+    except CodesearchError as exc:
+        print(f"codesearch: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("codesearch: interrupted (finished files are kept in the index)", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _settings(args: argparse.Namespace):  # -> Settings, lazily imported
+    from codesearch.config import load_settings
+
+    settings = load_settings()
+    if getattr(args, "model", None) and args.command == "index":
+        settings = replace(settings, model=args.model)
+    if getattr(args, "max_file_size", None) is not None:
+        if args.max_file_size <= 0:
+            raise BadInput("--max-file-size must be a positive number of bytes")
+        settings = replace(settings, max_file_bytes=args.max_file_size)
+    if getattr(args, "include_secrets", False):
+        settings = replace(settings, include_secrets=True)
+    return settings
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from codesearch.engine import index_repo
+    from codesearch.render import ProgressBar, format_skips, format_summary
+
+    settings = _settings(args)
+    bar = ProgressBar() if not args.quiet else None
+    try:
+        stats = index_repo(Path(args.path), settings, rebuild=args.rebuild, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.verbose and stats.skipped:
+        print(format_skips(stats), file=sys.stderr)
+    if not args.quiet:
+        print(format_summary(stats, str(Path(args.path).resolve())), file=sys.stderr)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from codesearch.engine import RepoSearch, locate_repo
+    from codesearch.paths import resolve_root
+    from codesearch.render import Style, format_hits, use_color
+    from codesearch.search import SearchOptions
+
+    if args.k <= 0:
+        raise BadInput("-k must be a positive number")
+    queries = _read_batch(args.batch) if args.batch else [" ".join(args.query)]
+    if not args.batch and not queries[0].strip():
+        raise BadInput('empty query: ask a question, e.g. codesearch "where is auth handled"')
+    settings = _settings(args)
+    root = resolve_root(Path(args.repo)) if args.repo else locate_repo(Path.cwd(), settings)
+    options = SearchOptions(
+        k=args.k,
+        filters=Filters(tuple(args.lang), tuple(args.path), tuple(args.kind)),
+    )
+    with RepoSearch(root, settings, model=args.model) as repo:
+        results = repo.search_many(queries, options)
+    if args.batch:
+        for query, hits in zip(queries, results, strict=True):
+            print(json.dumps({"query": query, "results": [h.to_json() for h in hits]}))
+        return 0
+    hits = results[0]
+    if args.json:
+        print(json.dumps({"query": queries[0], "results": [h.to_json() for h in hits]}, indent=2))
+    elif hits:
+        print(format_hits(hits, Style(use_color(sys.stdout)), args.snippet_lines))
+    else:
+        print("no results", file=sys.stderr)
+    return 0 if hits else 1
+
+
+def _read_batch(name: str) -> list[str]:
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"--batch: no such file: {name}") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"--batch: {name} is not UTF-8 text") from None
+    except OSError as exc:
+        raise BadInput(f"--batch: cannot read {name}: {exc.strerror}") from None
+    return text.splitlines()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from codesearch.engine import index_status, locate_repo
+
+    settings = _settings(args)
+    root = locate_repo(Path(args.path), settings)
+    st = index_status(root, settings)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "root": str(st.root),
+                    "index": str(st.index_path),
+                    "model": st.model_id,
+                    "files": st.files,
+                    "chunks": st.chunks,
+                    "vectors": st.vectors,
+                    "bytes": st.bytes,
+                    "languages": st.languages,
+                    "kinds": st.kinds,
+                },
+                indent=2,
+            )
+        )
+        return 0
+    langs = ", ".join(f"{k} {v}" for k, v in sorted(st.languages.items(), key=lambda x: -x[1]))
+    print(f"repository  {st.root}")
+    print(f"index       {st.index_path} ({st.bytes / 1e6:.1f} MB)")
+    print(f"model       {st.model_id}")
+    print(f"files       {st.files}")
+    print(f"chunks      {st.chunks} ({st.vectors} vectors)")
+    print(f"languages   {langs}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from codesearch.embed import available_backends
+
+    backends = available_backends()
+    if args.json:
+        print(json.dumps([b.__dict__ for b in backends], indent=2))
+        return 0
+    for b in backends:
+        state = "usable" if b.usable else f"not usable: {b.reason}"
+        print(f"{b.name:10} {b.description}\n{'':10} needs: {b.needs}\n{'':10} {state}")
+    return 0
+
+
+HANDLERS = {"index": cmd_index, "search": cmd_search, "status": cmd_status, "models": cmd_models}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""One engine behind every face: open a repository's index with the right model, index it,
+search it. The CLI uses it in-process today; the daemon will own one later."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from codesearch.config import Settings
+from codesearch.embed import Embedder, load_embedder
+from codesearch.index import Indexer, ProgressFn
+from codesearch.paths import find_repo_root, resolve_root
+from codesearch.search import Searcher, SearchOptions
+from codesearch.store import Store
+from codesearch.types import Hit, IndexMissing, IndexStats, ModelMismatch, NotARepository
+
+_LOADED: dict[tuple[str, int], Embedder] = {}
+
+
+def get_embedder(spec: str, batch_size: int) -> Embedder:
+    """Load a model once per process (a daemon or a test session asks many times)."""
+    key = (spec, batch_size)
+    if key not in _LOADED:
+        _LOADED[key] = load_embedder(spec, batch_size=batch_size)
+    return _LOADED[key]
+
+
+# meta keys
+META_ROOT = "repo_root"
+META_MODEL_SPEC = "model_spec"  # what to pass to load_embedder to query this index
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    root: Path
+    index_path: Path
+    model_id: str
+    model_spec: str
+    files: int
+    chunks: int
+    vectors: int
+    bytes: int
+    languages: dict[str, int]
+    kinds: dict[str, int]
+
+
+def locate_repo(start: Path, settings: Settings) -> Path:
+    """The repository a query from ``start`` is about: the nearest folder that has an index,
+    else the enclosing git repository."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if settings.index_path(folder).exists():
+            return folder
+    try:
+        return find_repo_root(start)
+    except NotARepository:
+        raise NotARepository(
+            f"no index covers {start} and it is not inside a git repository: "
+            f"run `codesearch index PATH` first"
+        ) from None
+
+
+def index_repo(
+    path: Path,
+    settings: Settings,
+    *,
+    rebuild: bool = False,
+    progress: ProgressFn | None = None,
+    embedder: Embedder | None = None,
+) -> IndexStats:
+    root = resolve_root(path)
+    index_path = settings.index_path(root)
+    if rebuild and index_path.exists():
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{index_path}{suffix}").unlink(missing_ok=True)
+    embedder = embedder or get_embedder(settings.model, settings.batch_size)
+    with Store.open(index_path, create=True) as store:
+        store.set_meta(META_ROOT, str(root))
+        store.set_meta(META_MODEL_SPEC, _model_spec(settings.model, embedder))
+        return Indexer(root, store, embedder, settings, progress).run()
+
+
+def _model_spec(requested: str, embedder: Embedder) -> str:
+    # "auto" is resolved once, at index time: the index is queried with the model that built it
+    return embedder.model_id.split(":", 1)[0] if requested == "auto" else requested
+
+
+class RepoSearch:
+    """An open index plus the model that built it, ready for queries."""
+
+    def __init__(
+        self,
+        root: Path,
+        settings: Settings,
+        *,
+        model: str | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.root = root
+        index_path = settings.index_path(root)
+        if not index_path.exists():
+            raise IndexMissing(f"no index for {root}: run `codesearch index {root}` first")
+        self.store = Store.open(index_path)
+        try:
+            spec = self.store.get_meta(META_MODEL_SPEC) or "minilm"
+            if model and model not in ("auto", spec):
+                raise ModelMismatch(
+                    f"index of {root} was built with model {spec!r}, not {model!r}: "
+                    f"rebuild it with `codesearch index --rebuild --model {model}`"
+                )
+            self.embedder = embedder or get_embedder(spec, settings.batch_size)
+            self.store.require_model(self.embedder.model_id)
+            self.searcher = Searcher(self.store, self.embedder)
+        except BaseException:
+            self.store.close()
+            raise
+
+    def search_many(self, queries: list[str], options: SearchOptions) -> list[list[Hit]]:
+        return self.searcher.search_many(queries, options)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> RepoSearch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def index_status(root: Path, settings: Settings) -> IndexStatus:
+    index_path = settings.index_path(root)
+    if not index_path.exists():
+        raise IndexMissing(f"no index for {root}: run `codesearch index {root}` first")
+    with Store.open(index_path) as store:
+        stats = store.stats()
+        return IndexStatus(
+            root=root,
+            index_path=index_path,
+            model_id=store.get_meta("model_id") or "",
+            model_spec=store.get_meta(META_MODEL_SPEC) or "",
+            files=stats.get("files", 0),
+            chunks=stats.get("chunks", 0),
+            vectors=stats.get("vectors", 0),
+            bytes=stats.get("bytes", 0),
+            languages=store.chunk_count_by("language"),
+            kinds=store.chunk_count_by("kind"),
+        )

@@ -1,0 +1,340 @@
+"""Ignore rules and name/content filters used by discovery (see :mod:`codesearch.paths`).
+
+- :class:`IgnoreRules`: git ignore semantics (``.git/info/exclude``, a ``.gitignore`` in every
+  directory, nested files override their parents) plus ``.codesearchignore`` files (same syntax,
+  any directory), which are consulted after every ``.gitignore`` and so may re-include with ``!``.
+- Name filters: version-control, vendored, secret, generated and binary-extension names.
+- :func:`sniff`: the content checks on a file's first bytes (binary, minified, generated).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+
+GITIGNORE = ".gitignore"
+CODESEARCHIGNORE = ".codesearchignore"
+HEAD_BYTES = 8192
+
+VCS_NAMES = frozenset({".git", ".hg", ".svn"})
+
+# Directory names that are always third-party, generated or cache output.
+VENDORED_DIRS = frozenset(
+    {
+        "node_modules",
+        "bower_components",
+        ".venv",
+        "venv",
+        "site-packages",
+        "__pycache__",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".tox",
+        ".nox",
+        ".eggs",
+        "dist",
+        "build",
+        ".idea",
+        ".vscode",
+        ".next",
+        ".nuxt",
+        ".cache",
+        "coverage",
+        ".gradle",
+    }
+)
+
+SECRET_NAMES = frozenset({".env", ".netrc", ".npmrc", ".pypirc", "credentials.json"})
+SECRET_SUFFIXES = (".pem", ".key", ".p12", ".pfx", ".keystore", ".jks", ".kdbx")
+SECRET_PREFIXES = ("id_rsa", "id_dsa", "id_ecdsa", "id_ed25519")
+ENV_TEMPLATES = frozenset({".env.example", ".env.sample", ".env.template"})
+
+LOCK_FILES = frozenset(
+    {
+        "package-lock.json",
+        "yarn.lock",
+        "pnpm-lock.yaml",
+        "cargo.lock",
+        "poetry.lock",
+        "uv.lock",
+        "gemfile.lock",
+        "composer.lock",
+        "go.sum",
+    }
+)
+GENERATED_SUFFIXES = (".min.js", ".min.css", ".map")
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+BINARY_EXTENSIONS = _words(
+    """
+    png jpg jpeg gif bmp ico icns tif tiff webp avif heic psd xcf raw cr2 nef
+    zip gz tgz bz2 xz lz lzma zst 7z rar tar jar war ear whl egg apk ipa dmg iso deb rpm msi cab
+    ttf otf woff woff2 eot
+    so dll dylib exe o a lib obj ko elf bin dat pyc pyo pyd class wasm beam
+    pdf doc docx xls xlsx ppt pptx odt ods odp epub
+    sqlite sqlite3 db mdb
+    mp3 mp4 m4a m4v wav flac ogg oga ogv opus aac mov avi mkv webm wmv flv mpg mpeg
+    npy npz pkl pickle pt pth ckpt safetensors onnx h5 hdf5 parquet feather arrow tflite
+    """
+)
+
+
+def is_vcs(name: str) -> bool:
+    return name in VCS_NAMES
+
+
+def vendored_dir(name: str, siblings: Collection[str], has_pyvenv_cfg: bool) -> bool:
+    """Whether a directory called ``name`` is vendored/generated output.
+
+    ``siblings`` are the names in the same parent directory; ``has_pyvenv_cfg`` says whether the
+    directory itself holds a ``pyvenv.cfg`` (any virtual environment, whatever its name).
+    """
+    if name in VENDORED_DIRS or name.endswith(".egg-info") or has_pyvenv_cfg:
+        return True
+    if name == "target":
+        return "Cargo.toml" in siblings
+    if name == "vendor":
+        return "go.mod" in siblings or "composer.json" in siblings
+    return False
+
+
+def secret_file(name: str) -> bool:
+    lower = name.lower()
+    if lower in SECRET_NAMES:
+        return True
+    if lower.startswith(".env."):
+        return lower not in ENV_TEMPLATES
+    if lower.endswith(SECRET_SUFFIXES):
+        return True
+    return lower.startswith(SECRET_PREFIXES) and not lower.endswith(".pub")
+
+
+def generated_name(name: str) -> bool:
+    lower = name.lower()
+    return lower in LOCK_FILES or lower.endswith(GENERATED_SUFFIXES)
+
+
+def binary_extension(name: str) -> bool:
+    _, dot, ext = name.rpartition(".")
+    return bool(dot) and ext.lower() in BINARY_EXTENSIONS
+
+
+# A generated-code marker counts only on a comment line (not `x = 1  # DO NOT EDIT THIS LINE`).
+_COMMENT_STARTS = (b"#", b"//", b"/*", b"*", b"<!--", b"--", b";", b"%", b'"""', b"'''")
+
+
+def sniff(head: bytes) -> tuple[str, str] | None:
+    """Content checks on a file's first bytes: ``(reason, detail)`` or None to index it."""
+    if b"\0" in head[:HEAD_BYTES]:
+        return ("binary", "NUL byte in the first 8 KiB")
+    head = head[:HEAD_BYTES]
+    if len(head) > 1000 and len(head) / (head.count(b"\n") + 1) > 200:  # cheap test first
+        longest = max(map(len, head.split(b"\n")))
+        if longest > 1000:
+            return ("minified", f"line of {longest}+ characters")
+    for line in head.split(b"\n", 5)[:5]:
+        text = line.lstrip()
+        if text.startswith(_COMMENT_STARTS) and (b"@generated" in text or b"DO NOT EDIT" in text):
+            return ("generated", "generated-code marker in the first lines")
+    return None
+
+
+_POSIX_CLASSES = {
+    "alpha": "a-zA-Z",
+    "digit": "0-9",
+    "alnum": "a-zA-Z0-9",
+    "upper": "A-Z",
+    "lower": "a-z",
+    "space": " \\t\\n\\r\\f\\v",
+    "xdigit": "0-9A-Fa-f",
+}
+
+
+def _glob_to_regex(glob: str) -> str:
+    """Translate one gitignore glob (already stripped of `!`, `/` ends) into a regex body:
+    `*` and `?` stop at `/`; `**/` and `/**/` span zero or more directories, a trailing `/**`
+    everything below; `[...]`, `[!...]`, `[[:alpha:]]` classes (an unclosed `[` matches
+    nothing); a backslash quotes the next character."""
+    out: list[str] = []
+    i, n = 0, len(glob)
+    while i < n:
+        c = glob[i]
+        if c == "\\":
+            out.append(re.escape(glob[i + 1]) if i + 1 < n else "")
+            i += 2
+        elif c == "*":
+            j = i
+            while j < n and glob[j] == "*":
+                j += 1
+            at_start = i == 0 or glob[i - 1] == "/"
+            if j - i >= 2 and at_start and j < n and glob[j] == "/":
+                out.append("(?:.*/)?")
+                j += 1
+            elif j - i >= 2 and at_start and j == n:
+                out.append(".*")
+            else:
+                out.append("[^/]*")
+            i = j
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[":
+            end = _class_end(glob, i)
+            if end < 0:  # an unclosed class: git's wildmatch gives up, nothing matches
+                return "(?!)"
+            out.append(_class_to_regex(glob[i + 1 : end]))
+            i = end + 1
+        else:
+            out.append(re.escape(c))
+            i += 1
+    return "".join(out)
+
+
+def _class_end(glob: str, start: int) -> int:
+    """Index of the `]` closing the class opened at ``start``, or -1."""
+    i = start + 1
+    if i < len(glob) and glob[i] in "!^":
+        i += 1
+    if i < len(glob) and glob[i] == "]":
+        i += 1
+    while i < len(glob):
+        if glob[i] == "\\":
+            i += 2
+            continue
+        if glob.startswith("[:", i) and (close := glob.find(":]", i + 2)) > 0:
+            i = close + 2
+            continue
+        if glob[i] == "]":
+            return i
+        i += 1
+    return -1
+
+
+def _class_to_regex(body: str) -> str:
+    negate = body[:1] in ("!", "^")
+    if negate:
+        body = body[1:]
+    parts: list[str] = []
+    i = 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\" and i + 1 < len(body):
+            parts.append(re.escape(body[i + 1]))
+            i += 2
+        elif body.startswith("[:", i) and (close := body.find(":]", i + 2)) > 0:
+            parts.append(_POSIX_CLASSES.get(body[i + 2 : close], ""))
+            i = close + 2
+        elif c == "-" and parts and i + 1 < len(body):
+            parts.append("-")
+            i += 1
+        else:
+            parts.append(re.escape(c))
+            i += 1
+    inner = "".join(parts)
+    return f"[^/{inner}]" if negate else f"(?!/)[{inner}]"
+
+
+@dataclass(frozen=True)
+class Pattern:
+    regex: re.Pattern[str]
+    negate: bool
+    dir_only: bool
+    anchored: bool  # matched against the path relative to the ignore file, else the name
+
+
+def parse_line(line: str) -> Pattern | None:
+    """One line of a gitignore file, or None for blanks and comments."""
+    if line.startswith("#"):
+        return None
+    while line.endswith((" ", "\t")) and not line.endswith(("\\ ", "\\\t")):
+        line = line[:-1]
+    negate = line.startswith("!")
+    if negate:
+        line = line[1:]
+    dir_only = line.endswith("/")
+    if dir_only:
+        line = line[:-1]
+    anchored = "/" in line
+    line = line.removeprefix("/")
+    if not line:
+        return None
+    try:
+        regex = re.compile(_glob_to_regex(line), re.DOTALL)
+    except re.error:
+        return None
+    return Pattern(regex, negate, dir_only, anchored)
+
+
+@dataclass(frozen=True)
+class _Layer:
+    base: str  # directory of the ignore file, relative to the root, "" or ending in "/"
+    patterns: tuple[Pattern, ...]  # in file order: the last match wins
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ignored: bool
+    kept_by_codesearchignore: bool  # an explicit `!` in a .codesearchignore decided
+
+
+class IgnoreRules:
+    """The ignore layers in force in one directory (immutable; :meth:`child` adds a level).
+
+    Evaluated per entry during a walk, like git: a directory that is ignored is never entered,
+    so nothing below it can be re-included.
+    """
+
+    __slots__ = ("_codesearch", "_git")
+
+    def __init__(self, git: tuple[_Layer, ...] = (), codesearch: tuple[_Layer, ...] = ()) -> None:
+        self._git = git
+        self._codesearch = codesearch
+
+    @classmethod
+    def for_root(cls, root: str) -> IgnoreRules:
+        """The rules of ``.git/info/exclude`` (if any), before any directory is read."""
+        patterns = load(f"{root}/.git/info/exclude")
+        return cls((_Layer("", patterns),) if patterns else ())
+
+    def child(self, dir_abs: str, dir_rel: str, names: Collection[str]) -> IgnoreRules:
+        """The rules inside ``dir_abs`` (``dir_rel`` relative to the root, "" for the root),
+        given the names it holds; ``self`` when it has no ignore file."""
+        base = f"{dir_rel}/" if dir_rel else ""
+        git, codesearch = self._git, self._codesearch
+        if GITIGNORE in names and (patterns := load(f"{dir_abs}/{GITIGNORE}")):
+            git = (*git, _Layer(base, patterns))
+        if CODESEARCHIGNORE in names and (patterns := load(f"{dir_abs}/{CODESEARCHIGNORE}")):
+            codesearch = (*codesearch, _Layer(base, patterns))
+        if git is self._git and codesearch is self._codesearch:
+            return self
+        return IgnoreRules(git, codesearch)
+
+    def check(self, rel: str, is_dir: bool) -> Verdict:
+        """Decide for ``rel`` (relative to the root): the last matching pattern wins, deeper
+        files over shallower ones, and every ``.codesearchignore`` over every ``.gitignore``."""
+        name = rel.rpartition("/")[2]
+        for layers, ours in ((self._codesearch, True), (self._git, False)):
+            for layer in reversed(layers):
+                sub = rel[len(layer.base) :]
+                for pattern in reversed(layer.patterns):
+                    if pattern.dir_only and not is_dir:
+                        continue
+                    if pattern.regex.fullmatch(sub if pattern.anchored else name):
+                        return Verdict(not pattern.negate, ours and pattern.negate)
+        return Verdict(False, False)
+
+
+def load(path: str) -> tuple[Pattern, ...]:
+    """The patterns of one ignore file (empty when it is missing or unreadable)."""
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ()
+    return tuple(p for line in text.splitlines() if (p := parse_line(line)))

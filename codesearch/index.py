@@ -1,0 +1,190 @@
+"""The indexer: discover -> diff against the store -> chunk -> embed what is new -> store.
+
+Each file's update is one store transaction, so an interrupted run keeps everything it
+finished. Vectors are keyed by the content hash of the embedded text: a chunk that did not
+change (also after a rename or a revert) is never embedded twice.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from codesearch.chunk import CHUNKER_VERSION, chunk_file
+from codesearch.config import Settings
+from codesearch.embed import Embedder
+from codesearch.paths import read_source, walk
+from codesearch.store import Store
+from codesearch.types import Chunk, FileState, IndexStats, Skip, SourceFile, content_hash
+
+# Documents embedded per embedder call: large enough for length-sorted batching to pay off,
+# small enough that progress stays smooth and an interrupt loses little.
+EMBED_GROUP = 256
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot for progress displays."""
+
+    files_done: int
+    files_total: int  # files that need (re)indexing in this run
+    chunks_embedded: int
+    elapsed: float
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class _Pending:
+    state: FileState
+    chunks: tuple[Chunk, ...]
+
+
+# Whether the file path goes into the text the model reads. With it, a rename changes the
+# embedded text and so re-embeds the file; benchmarks/RESULTS.md has the measurement that
+# decided the default.
+PATH_IN_HEADER = os.environ.get("CODESEARCH_PATH_IN_HEADER", "0") == "1"
+
+
+def prepare_chunks(path: str, text: str, embedder: Embedder) -> tuple[Chunk, ...]:
+    """Chunk a file and give each chunk the header the embedder sees."""
+    chunks = chunk_file(
+        path, text, max_tokens=embedder.max_tokens, count_tokens=embedder.count_tokens
+    )
+    if not PATH_IN_HEADER:
+        return tuple(chunks)
+    return tuple(replace(c, header=f"{c.path}\n{c.header}".rstrip()) for c in chunks)
+
+
+class Indexer:
+    def __init__(
+        self,
+        root: Path,
+        store: Store,
+        embedder: Embedder,
+        settings: Settings,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        self.root = root
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self.progress = progress
+        self._started = 0.0
+        self._files_total = 0
+        self._files_done = 0
+        self._embedded = 0
+        self._reused = 0
+        self._files_written = 0
+        self._files_touched = 0  # stat changed, content did not
+
+    def run(self) -> IndexStats:
+        self._started = time.monotonic()
+        self.store.configure(
+            model_id=self.embedder.model_id,
+            dim=self.embedder.dim,
+            chunker_version=CHUNKER_VERSION,
+        )
+        found = walk(self.root, self.settings)
+        known = self.store.file_states()
+        skipped: list[Skip] = list(found.skipped)
+        todo = [f for f in found.files if not _unchanged(f, known.get(f.path))]
+        self._files_total = len(todo)
+        self._report()
+
+        pending: list[_Pending] = []
+        pending_new = 0
+        for source in todo:
+            item, skip = self._read(source, known.get(source.path))
+            self._files_done += 1
+            if skip is not None:
+                skipped.append(skip)
+                continue
+            if item is None:
+                self._report()
+                continue
+            pending.append(item)
+            pending_new += len(item.chunks)
+            if pending_new >= EMBED_GROUP:
+                self._flush(pending)
+                pending, pending_new = [], 0
+        self._flush(pending)
+
+        present = {f.path for f in found.files} - {s.path for s in skipped}
+        removed = [p for p in known if p not in present]
+        for path in removed:
+            self.store.remove_file(path)
+        live = self.store.stats().get("vectors", 0)
+        self.store.prune_orphan_vectors(keep=max(2000, live // 4))
+        self._report()
+        return IndexStats(
+            files_seen=len(found.files),
+            files_indexed=self._files_written,
+            files_unchanged=len(found.files) - self._files_total + self._files_touched,
+            files_removed=len(removed),
+            chunks_total=self.store.stats().get("chunks", 0),
+            chunks_embedded=self._embedded,
+            chunks_reused=self._reused,
+            skipped=tuple(skipped),
+            seconds=time.monotonic() - self._started,
+        )
+
+    def _read(
+        self, source: SourceFile, old: FileState | None
+    ) -> tuple[_Pending | None, Skip | None]:
+        text, skip = read_source(self.root, source.path, self.settings)
+        if text is None:
+            return None, skip
+        digest = content_hash(text)
+        state = FileState(source.path, source.size, source.mtime_ns, digest)
+        if old is not None and old.content_hash == digest:
+            # Touched but not changed: refresh the stat fields, reuse every vector.
+            chunks = prepare_chunks(source.path, text, self.embedder)
+            self.store.replace_file(state, chunks, {})
+            self._reused += len(chunks)
+            self._files_touched += 1
+            return None, None
+        return _Pending(state, prepare_chunks(source.path, text, self.embedder)), None
+
+    def _flush(self, pending: Sequence[_Pending]) -> None:
+        if not pending:
+            return
+        hashes = {c.content_hash: c for p in pending for c in p.chunks}
+        have = self.store.has_vectors(hashes)
+        missing = [h for h in hashes if h not in have]
+        vectors: dict[str, np.ndarray] = {}
+        if missing:
+            matrix = self.embedder.embed_documents([hashes[h].embed_text() for h in missing])
+            vectors = dict(zip(missing, matrix, strict=True))
+        self._embedded += len(missing)
+        self._reused += sum(len(p.chunks) for p in pending) - len(missing)
+        for item in pending:
+            needed = {
+                c.content_hash: vectors[c.content_hash]
+                for c in item.chunks
+                if c.content_hash in vectors
+            }
+            self.store.replace_file(item.state, item.chunks, needed)
+            self._files_written += 1
+        self._report()
+
+    def _report(self) -> None:
+        if self.progress is not None:
+            self.progress(
+                Progress(
+                    files_done=self._files_done,
+                    files_total=self._files_total,
+                    chunks_embedded=self._embedded,
+                    elapsed=time.monotonic() - self._started,
+                )
+            )
+
+
+def _unchanged(source: SourceFile, old: FileState | None) -> bool:
+    return old is not None and old.size == source.size and old.mtime_ns == source.mtime_ns

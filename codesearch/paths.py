@@ -1,0 +1,297 @@
+"""File discovery: repository roots, the containment check, the walk and reading a file.
+
+The walk applies git ignore semantics (see :mod:`codesearch.ignore`), then the built-in
+filters, each with a reason recorded in :attr:`Discovery.skipped`, checked in this order:
+``vcs``, ``ignored``, ``vendored``, ``symlink-*``, ``not-regular``, ``secret``, ``generated``
+(by name), ``binary`` (by extension), ``too-large``, ``empty``, then by content ``binary``,
+``minified``, ``generated``. An explicit ``!pattern`` in a ``.codesearchignore`` re-includes a
+vendored directory or a generated-by-name file (never a secret: that is ``include_secrets``).
+A skipped directory counts as one entry; the walk never descends into it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from codesearch import ignore
+from codesearch.config import Settings
+from codesearch.types import BadInput, NotARepository, Skip, SourceFile
+
+
+@dataclass(frozen=True)
+class Discovery:
+    root: Path
+    files: tuple[SourceFile, ...]  # sorted by path
+    skipped: tuple[Skip, ...]  # sorted by path
+
+
+# ---------------------------------------------------------------------------- roots and paths
+
+
+def find_repo_root(start: Path) -> Path:
+    """The nearest ancestor of ``start`` (or ``start`` itself) that holds a ``.git``."""
+    here = Path(start).expanduser().resolve()
+    if here.is_file():
+        here = here.parent
+    for candidate in (here, *here.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    raise NotARepository(
+        f"not inside a git repository: {start} "
+        "(run `codesearch index PATH` on a folder to index it anyway)"
+    )
+
+
+def resolve_root(path: Path) -> Path:
+    """The resolved ``path`` of an explicit ``codesearch index PATH``: a readable directory."""
+    resolved = Path(path).expanduser().resolve()
+    if not resolved.exists():
+        raise BadInput(f"no such directory: {path}")
+    if not resolved.is_dir():
+        raise BadInput(f"not a directory: {path}")
+    try:
+        with os.scandir(resolved) as entries:
+            next(entries, None)
+    except OSError as exc:
+        raise BadInput(f"cannot read directory: {path} ({exc.strerror or exc})") from None
+    return resolved
+
+
+def _inside(root_real: str, path_real: str) -> bool:
+    if path_real == root_real:
+        return True
+    prefix = root_real if root_real.endswith(os.sep) else root_real + os.sep
+    return path_real.startswith(prefix)
+
+
+def is_inside(root: Path, path: Path) -> bool:
+    """THE containment check: ``path`` (symlinks followed; a relative path is taken relative
+    to ``root``) lies inside ``root`` (resolved), or is ``root`` itself."""
+    full = os.path.join(root, path)  # an absolute ``path`` replaces ``root``
+    return _inside(os.path.realpath(root), os.path.realpath(full))
+
+
+def relpath(root: Path, path: Path) -> str:
+    """``path`` relative to ``root`` with POSIX separators; BadInput when it lies outside.
+
+    Containment follows every symlink (:func:`is_inside`); the name returned keeps the last
+    component as given, so a symlinked file inside the root is named by its own path.
+    """
+    root_real = os.path.realpath(root)
+    full = os.path.abspath(os.path.join(root, path))
+    if not is_inside(Path(root_real), Path(full)):
+        raise BadInput(f"path is outside the repository {root}: {path}")
+    named = os.path.join(os.path.realpath(os.path.dirname(full)), os.path.basename(full))
+    if not _inside(root_real, named):  # only reachable through a symlinked root component
+        named = os.path.realpath(full)
+    rel = os.path.relpath(named, root_real)
+    return "." if rel == os.curdir else rel.replace(os.sep, "/")
+
+
+# ---------------------------------------------------------------------------- the walk
+
+
+class _Walker:
+    def __init__(self, root: Path, settings: Settings) -> None:
+        self.root = root
+        self.root_str = str(root)
+        self.settings = settings
+        self.files: list[SourceFile] = []
+        self.skipped: list[Skip] = []
+
+    def skip(self, rel: str, reason: str, detail: str = "") -> None:
+        self.skipped.append(Skip(rel, reason, detail))
+
+    def run(self) -> Discovery:
+        try:
+            top = list(os.scandir(self.root_str))
+        except OSError as exc:
+            raise BadInput(f"cannot read directory: {self.root} ({exc.strerror or exc})") from None
+        rules = ignore.IgnoreRules.for_root(self.root_str)
+        stack: list[tuple[str, str, ignore.IgnoreRules, list[os.DirEntry[str]] | None]] = [
+            (self.root_str, "", rules, top)
+        ]
+        while stack:
+            dir_abs, dir_rel, rules, entries = stack.pop()
+            if entries is None:
+                try:
+                    with os.scandir(dir_abs) as iterator:
+                        entries = list(iterator)
+                except FileNotFoundError:
+                    self.skip(dir_rel, "vanished", "directory disappeared during the walk")
+                    continue
+                except OSError as exc:
+                    self.skip(dir_rel, "unreadable", f"cannot list directory: {_why(exc)}")
+                    continue
+            names = {entry.name for entry in entries}
+            rules = rules.child(dir_abs, dir_rel, names)
+            for entry in entries:
+                rel = f"{dir_rel}/{entry.name}" if dir_rel else entry.name
+                subdir = self.entry(entry, rel, rules, names)
+                if subdir:
+                    stack.append((entry.path, rel, rules, None))
+        files = tuple(sorted(self.files, key=lambda f: f.path))
+        skipped = tuple(sorted(self.skipped, key=lambda s: (s.path, s.reason)))
+        return Discovery(self.root, files, skipped)
+
+    def entry(
+        self, entry: os.DirEntry[str], rel: str, rules: ignore.IgnoreRules, names: set[str]
+    ) -> bool:
+        """Classify one entry; True when it is a directory to descend into."""
+        name = entry.name
+        if ignore.is_vcs(name):
+            self.skip(rel, "vcs")
+            return False
+        try:
+            is_link = entry.is_symlink()
+            is_dir = not is_link and entry.is_dir(follow_symlinks=False)
+        except OSError as exc:
+            self.skip(rel, "unreadable", _why(exc))
+            return False
+        verdict = rules.check(rel, is_dir)
+        if verdict.ignored:
+            self.skip(rel, "ignored")
+            return False
+        keep = verdict.kept_by_codesearchignore
+        if is_dir:
+            cfg = os.path.exists(os.path.join(entry.path, "pyvenv.cfg"))
+            if not keep and ignore.vendored_dir(name, names, cfg):
+                self.skip(rel, "vendored")
+                return False
+            return True
+        if is_link:
+            self.symlink(entry, rel)
+            return False
+        if _bad_name(rel):
+            self.skip(_printable(rel), "bad-name", "file name is not valid UTF-8")
+            return False
+        if not self.settings.include_secrets and ignore.secret_file(name):
+            self.skip(rel, "secret")
+            return False
+        if not keep and ignore.generated_name(name):
+            self.skip(rel, "generated", "lock file or minified bundle")
+            return False
+        if ignore.binary_extension(name):
+            self.skip(rel, "binary", "binary file extension")
+            return False
+        self.file(entry, rel)
+        return False
+
+    def symlink(self, entry: os.DirEntry[str], rel: str) -> None:
+        try:
+            target = os.path.realpath(entry.path, strict=True)
+        except OSError as exc:
+            self.skip(rel, "symlink-broken", _why(exc))
+            return
+        if not _inside(self.root_str, target):
+            self.skip(rel, "symlink-outside", "target is outside the root")
+        else:
+            target_rel = os.path.relpath(target, self.root_str).replace(os.sep, "/")
+            self.skip(rel, "symlink-duplicate", f"target {target_rel} is inside the root")
+
+    def file(self, entry: os.DirEntry[str], rel: str) -> None:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            self.skip(rel, "vanished", "file disappeared during the walk")
+            return
+        except OSError as exc:
+            self.skip(rel, "unreadable", _why(exc))
+            return
+        if not stat.S_ISREG(st.st_mode):
+            self.skip(rel, "not-regular", "not a regular file (fifo, socket, device)")
+            return
+        limit = self.settings.max_file_bytes
+        if st.st_size > limit:
+            self.skip(rel, "too-large", f"{st.st_size} bytes > limit {limit}")
+            return
+        if st.st_size == 0:
+            self.skip(rel, "empty")
+            return
+        try:
+            with open(entry.path, "rb") as handle:
+                head = handle.read(ignore.HEAD_BYTES)
+        except FileNotFoundError:
+            self.skip(rel, "vanished", "file disappeared during the walk")
+            return
+        except OSError as exc:
+            self.skip(rel, "unreadable", _why(exc))
+            return
+        verdict = ignore.sniff(head)
+        if verdict:
+            self.skip(rel, *verdict)
+            return
+        self.files.append(SourceFile(rel, Path(entry.path), st.st_size, st.st_mtime_ns))
+
+
+def walk(root: Path, settings: Settings) -> Discovery:
+    """Every file under ``root`` to index, and every path left out with its reason."""
+    return _Walker(Path(os.path.realpath(root)), settings).run()
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+_SURROGATES = re.compile("[\udc80-\udcff]")
+
+
+def read_source(root: Path, path: str, settings: Settings) -> tuple[str | None, Skip | None]:
+    """Read and decode ``root/path`` for indexing: ``(text, None)`` or ``(None, Skip)``.
+
+    ``path`` must be relative and stay inside ``root`` (BadInput otherwise); a symlink whose
+    target leaves the root is skipped as ``symlink-outside``.
+    """
+    norm = os.path.normpath(path)
+    if os.path.isabs(norm) or norm.split(os.sep)[0] == os.pardir:
+        raise BadInput(f"path is outside the repository {root}: {path}")
+    full = os.path.join(root, norm)
+    if not is_inside(root, Path(norm)):
+        return None, Skip(path, "symlink-outside", "target is outside the root")
+    limit = settings.max_file_bytes
+    try:
+        with open(full, "rb") as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError:
+        return None, Skip(path, "vanished", "file disappeared before it was read")
+    except OSError as exc:
+        return None, Skip(path, "unreadable", _why(exc))
+    if len(data) > limit:
+        return None, Skip(path, "too-large", f"more than {limit} bytes")
+    verdict = ignore.sniff(data[: ignore.HEAD_BYTES])
+    if verdict and verdict[0] != "generated":  # the name/marker rules belong to the walk
+        return None, Skip(path, *verdict)
+    offset = 0
+    if data.startswith(codecs.BOM_UTF8):
+        data, offset = data[len(codecs.BOM_UTF8) :], len(codecs.BOM_UTF8)
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        first_bad = exc.start + offset
+    bad = len(_SURROGATES.findall(data.decode("utf-8", "surrogateescape")))
+    if bad * 100 < len(data):
+        return data.decode("utf-8", "replace"), None
+    return None, Skip(path, "not-utf8", f"invalid UTF-8 at byte {first_bad}")
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _bad_name(rel: str) -> bool:
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _printable(rel: str) -> str:
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

@@ -1,0 +1,126 @@
+"""Terminal rendering for the CLI: colored hits, the progress bar, summaries."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+from typing import TextIO
+
+from codesearch.index import Progress
+from codesearch.types import Hit, IndexStats
+
+_CODES = {"path": "35", "line": "32", "kind": "36", "name": "1", "dim": "2", "score": "33"}
+
+
+def use_color(stream: TextIO) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return stream.isatty()
+
+
+class Style:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __call__(self, role: str, text: str) -> str:
+        if not self.enabled:
+            return text
+        return f"\x1b[{_CODES[role]}m{text}\x1b[0m"
+
+
+def format_hits(hits: list[Hit], style: Style, snippet_lines: int) -> str:
+    """`path:line` first so terminals make it clickable, then kind, name, score, snippet."""
+    out: list[str] = []
+    for hit in hits:
+        location = f"{style('path', hit.path)}:{style('line', str(hit.start_line))}"
+        span = style("dim", f"-{hit.end_line}")
+        label = (
+            f"{style('kind', hit.kind)} {style('name', hit.name)}"
+            if hit.name
+            else style("kind", hit.kind)
+        )
+        out.append(f"{location}{span}  {label}  {style('score', f'{hit.score:.4f}')}")
+        if snippet_lines > 0:
+            lines = hit.snippet.split("\n")[:snippet_lines]
+            width = len(str(hit.start_line + len(lines)))
+            for offset, line in enumerate(lines):
+                number = style("dim", str(hit.start_line + offset).rjust(width))
+                out.append(f"  {number}  {line.rstrip()}")
+            out.append("")
+    return "\n".join(out).rstrip("\n")
+
+
+class ProgressBar:
+    """files done/total, chunks/s and ETA on one self-rewriting stderr line (terminals only)."""
+
+    def __init__(self, stream: TextIO | None = None, min_interval: float = 0.1) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
+        self.min_interval = min_interval
+        self._last = 0.0
+        self._shown = False
+
+    def __call__(self, p: Progress) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        final = p.files_done >= p.files_total
+        if not final and now - self._last < self.min_interval:
+            return
+        self._last = now
+        total = max(p.files_total, 1)
+        frac = min(p.files_done / total, 1.0)
+        width = 24
+        bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
+        rate = p.chunks_embedded / p.elapsed if p.elapsed > 0 else 0.0
+        eta = ""
+        if 0 < p.files_done < p.files_total and p.elapsed > 1:
+            remaining = p.elapsed / p.files_done * (p.files_total - p.files_done)
+            eta = f"  ETA {_duration(remaining)}"
+        line = (
+            f"\rindexing [{bar}] {p.files_done}/{p.files_total} files"
+            f"  {p.chunks_embedded} chunks embedded  {rate:.1f} chunks/s{eta}"
+        )
+        self.stream.write(line.ljust(100))
+        self.stream.flush()
+        self._shown = True
+
+    def close(self) -> None:
+        if self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def format_summary(stats: IndexStats, root: str) -> str:
+    skipped = len(stats.skipped)
+    return (
+        f"indexed {root}: {stats.files_seen} files ({stats.files_indexed} updated, "
+        f"{stats.files_unchanged} unchanged, {stats.files_removed} removed, {skipped} skipped); "
+        f"{stats.chunks_total} chunks ({stats.chunks_embedded} embedded, "
+        f"{stats.chunks_reused} reused) in {stats.seconds:.1f}s"
+    )
+
+
+def format_skips(stats: IndexStats) -> str:
+    """Every skip with its reason (verbose output), then counts by reason."""
+    lines = [
+        f"skipped {s.path}: {s.reason}" + (f" ({s.detail})" if s.detail else "")
+        for s in stats.skipped
+    ]
+    counts = Counter(s.reason for s in stats.skipped)
+    if counts:
+        lines.append("skips by reason: " + ", ".join(f"{r}={n}" for r, n in sorted(counts.items())))
+    return "\n".join(lines)

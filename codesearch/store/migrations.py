@@ -1,0 +1,97 @@
+"""Numbered schema migrations, tracked with ``PRAGMA user_version``.
+
+Migration ``n`` (1-based) is ``MIGRATIONS[n - 1]``: a tuple of SQL statements applied in one
+transaction together with ``PRAGMA user_version = n``. Never edit a released migration;
+append a new one. The vec0 table is not here: its dimension is known only when the store is
+configured with a model (see ``Store.configure``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: the initial schema
+    (
+        """CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        )""",
+        """CREATE TABLE files (
+            path TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            content_hash TEXT NOT NULL,
+            indexed_at INTEGER NOT NULL
+        )""",
+        """CREATE TABLE vectors (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            hash TEXT NOT NULL UNIQUE,
+            last_used INTEGER NOT NULL
+        )""",
+        "CREATE INDEX vectors_last_used ON vectors(last_used)",
+        """CREATE TABLE chunks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            path TEXT NOT NULL REFERENCES files(path) ON DELETE CASCADE,
+            language TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            start_line INTEGER NOT NULL,
+            end_line INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            header TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            vector_id INTEGER NOT NULL REFERENCES vectors(id)
+        )""",
+        "CREATE INDEX chunks_path ON chunks(path)",
+        "CREATE INDEX chunks_hash ON chunks(hash)",
+        "CREATE INDEX chunks_vector ON chunks(vector_id)",
+        # Contentless: the text lives in `chunks`; rowid = chunks.id.
+        """CREATE VIRTUAL TABLE chunks_fts USING fts5(
+            name, path, body,
+            content = '', contentless_delete = 1,
+            tokenize = 'porter unicode61'
+        )""",
+        # Also fires for rows removed by ON DELETE CASCADE from `files`.
+        """CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
+            DELETE FROM chunks_fts WHERE rowid = old.id;
+        END""",
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class NewerSchema(Exception):
+    """The database was written by a newer codesearch (its user_version is unknown here)."""
+
+    def __init__(self, found: int) -> None:
+        super().__init__(f"schema version {found} > {SCHEMA_VERSION}")
+        self.found = found
+
+
+def migrate(conn: Any) -> int:
+    """Bring the schema up to SCHEMA_VERSION; return the version found before.
+
+    ``conn`` is an autocommit (``isolation_level=None``) sqlean connection.
+    """
+    found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if found > SCHEMA_VERSION:
+        raise NewerSchema(found)
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated between our check and the lock.
+            current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if current >= version:
+                conn.execute("COMMIT")
+                continue
+            for statement in MIGRATIONS[version - 1]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return found

@@ -1,0 +1,153 @@
+"""Frozen dataclasses passed between the pipeline stages, and the error types.
+
+Nothing here imports a heavy dependency: every layer may import this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Chunk kinds. Code: function, method, class, module (top-level code between
+# definitions). Prose: section (Markdown/RST heading). Anything else: window.
+KINDS = ("function", "method", "class", "module", "section", "window")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file that discovery decided to index."""
+
+    path: str  # relative to the repository root, POSIX separators
+    abs_path: Path
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A path that discovery (or reading) left out, and why."""
+
+    path: str  # relative to the repository root, POSIX separators
+    reason: str  # short machine-friendly reason: "binary", "too-large", "gitignored", ...
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One retrievable unit of a file: a definition, a section or a window."""
+
+    path: str  # relative to the repository root, POSIX separators
+    language: str  # "python", "javascript", ..., "markdown", "text"
+    kind: str  # one of KINDS
+    name: str  # qualified symbol ("Class.method"), heading, or "" for windows
+    start_line: int  # 1-based, inclusive
+    end_line: int  # 1-based, inclusive
+    text: str  # the source lines start_line..end_line (possibly abridged for classes)
+    header: str = ""  # short context for the embedder: language, enclosing symbol, signature
+
+    def embed_text(self) -> str:
+        """The exact text given to the embedder (and the key of its vector)."""
+        return f"{self.header}\n{self.text}" if self.header else self.text
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.embed_text())
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What the store remembers about an indexed file, to detect changes."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: str  # sha256 of the file's bytes
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result, as every face reports it."""
+
+    path: str
+    start_line: int
+    end_line: int
+    kind: str
+    name: str
+    language: str
+    score: float
+    snippet: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "start_line": self.start_line,
+            "end_line": self.end_line,
+            "kind": self.kind,
+            "name": self.name,
+            "language": self.language,
+            "score": round(self.score, 6),
+            "snippet": self.snippet,
+        }
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Search filters; empty fields do not filter."""
+
+    languages: tuple[str, ...] = ()
+    path_globs: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What one `index` run did."""
+
+    files_seen: int = 0
+    files_indexed: int = 0  # new or changed files re-parsed
+    files_unchanged: int = 0
+    files_removed: int = 0
+    chunks_total: int = 0
+    chunks_embedded: int = 0  # chunks whose vector had to be computed
+    chunks_reused: int = 0  # chunks whose vector was found by content hash
+    skipped: tuple[Skip, ...] = field(default=())
+    seconds: float = 0.0
+
+
+class CodesearchError(Exception):
+    """An error with a clear one-line message for the user."""
+
+    exit_code = 2
+
+
+class NotARepository(CodesearchError):
+    pass
+
+
+class IndexMissing(CodesearchError):
+    pass
+
+
+class IndexCorrupt(CodesearchError):
+    pass
+
+
+class IndexLocked(CodesearchError):
+    pass
+
+
+class ModelMismatch(CodesearchError):
+    pass
+
+
+class BadInput(CodesearchError):
+    pass
+
+
+class ModelUnavailable(CodesearchError):
+    pass

@@ -1,0 +1,39 @@
+"""Shared fixtures: an isolated CODESEARCH_HOME, fixture repositories, the real MiniLM."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Every test gets its own data dir: no test touches the user's real indexes."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("CODESEARCH_HOME", str(home))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.delenv("CODESEARCH_MODEL", raising=False)
+    return home
+
+
+@pytest.fixture
+def demo_repo(tmp_path: Path) -> Path:
+    """A copy of tests/fixtures/repo (several languages), as a git-less folder."""
+    dest = tmp_path / "demo"
+    shutil.copytree(FIXTURES / "repo", dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Iterator[object]:
+    """The packaged all-MiniLM-L6-v2, loaded once for the whole session."""
+    from codesearch.embed import load_embedder
+
+    yield load_embedder("minilm")

@@ -1,0 +1,180 @@
+"""The command line: the JSON contract, the everyday form, human output, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from codesearch.cli import EPILOG, build_parser, main
+
+RESULT_KEYS = {"path", "start_line", "end_line", "kind", "name", "language", "score", "snippet"}
+
+
+@pytest.fixture
+def indexed(demo_repo: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    assert main(["index", str(demo_repo), "-q"]) == 0
+    capsys.readouterr()
+    return demo_repo
+
+
+def test_json_contract(indexed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", "retry delay", "--repo", str(indexed), "--json", "-k", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"query", "results"}
+    assert out["query"] == "retry delay"
+    assert 1 <= len(out["results"]) <= 3
+    for r in out["results"]:
+        assert set(r) == RESULT_KEYS
+        assert not r["path"].startswith(("/", "./"))
+        assert 1 <= r["start_line"] <= r["end_line"]
+        lines = (indexed / r["path"]).read_text().split("\n")
+        assert r["end_line"] <= len(lines)
+        # the snippet is the code at those lines
+        assert r["snippet"].split("\n")[0] == lines[r["start_line"] - 1]
+    scores = [r["score"] for r in out["results"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_everyday_form_searches_the_repo_of_the_cwd(
+    indexed: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(indexed / "src" / "app")
+    assert main(["thumbnail image resize"]) == 0
+    out = capsys.readouterr().out
+    first = out.splitlines()[0]
+    assert first.startswith("core/image.rs:9-"), out  # path:line first, clickable
+    assert "method Image.thumbnail" in first
+    assert "pub fn thumbnail" in out  # the snippet follows
+
+
+def test_filters(indexed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["search", "password", "--repo", str(indexed), "--json", "--lang", "go"])
+    assert {r["language"] for r in json.loads(capsys.readouterr().out)["results"]} == {"go"}
+    main(["search", "password", "--repo", str(indexed), "--json", "--path", "web/"])
+    assert {r["path"] for r in json.loads(capsys.readouterr().out)["results"]} == {"web/cache.js"}
+    main(["search", "password", "--repo", str(indexed), "--json", "--kind", "class"])
+    kinds = {r["kind"] for r in json.loads(capsys.readouterr().out)["results"]}
+    assert kinds == {"class"}
+
+
+def test_status_reports_the_index(indexed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", str(indexed), "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["files"] == 7 and st["chunks"] > 10
+    assert st["model"].startswith("minilm")
+    assert st["languages"]["python"] >= 5
+
+
+def test_models_lists_minilm_as_usable(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--json"]) == 0
+    backends = {b["name"]: b for b in json.loads(capsys.readouterr().out)}
+    assert backends["minilm"]["usable"] is True
+    assert backends["jina-v4"]["usable"] is False
+
+
+def test_index_summary_and_verbose_skips(
+    demo_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (demo_repo / ".env").write_text("SECRET=1\n")
+    (demo_repo / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
+    assert main(["index", str(demo_repo), "-v"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped .env: secret" in err
+    assert "skipped logo.png: binary" in err
+    assert "9 files" not in err and "7 files (7 updated" in err
+
+
+# -- errors: one clear line, exit 2, index intact --------------------------------------------
+
+
+def _error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("codesearch: error: "), err
+    assert "\n" not in err, err
+    return err
+
+
+def test_query_before_index(demo_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", "anything", "--repo", str(demo_repo)]) == 2
+    assert "run `codesearch index" in _error(capsys)
+
+
+def test_not_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["index", str(tmp_path / "nope")]) == 2
+    assert "no such directory" in _error(capsys)
+
+
+def test_outside_any_repository(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["where is auth"]) == 2
+    assert "codesearch index" in _error(capsys)
+
+
+def test_bad_arguments(indexed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", "x", "--repo", str(indexed), "-k", "0"]) == 2
+    _error(capsys)
+    assert main(["search", "  ", "--repo", str(indexed)]) == 2
+    assert "empty query" in _error(capsys)
+    assert main(["search", "--repo", str(indexed), "--batch", "/no/such/file"]) == 2
+    assert "no such file" in _error(capsys)
+    with pytest.raises(SystemExit) as exc:
+        main(["search", "x", "--kind", "banana"])
+    assert exc.value.code == 2
+
+
+def test_corrupted_index(indexed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from codesearch.config import load_settings
+
+    path = load_settings().index_path(indexed)
+    path.write_bytes(b"this is not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    assert main(["search", "retry", "--repo", str(indexed)]) == 2
+    assert "corrupt" in _error(capsys)
+    assert main(["index", str(indexed), "--rebuild", "-q"]) == 0  # the way out works
+    assert main(["search", "retry", "--repo", str(indexed), "--json"]) == 0
+
+
+def test_model_mismatch_is_refused(indexed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", "retry", "--repo", str(indexed), "--model", "fake"]) == 2
+    assert "built with model" in _error(capsys)
+
+
+def test_nothing_found_exits_1(indexed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", "retry", "--repo", str(indexed), "--lang", "java"]) == 1
+
+
+def test_help_examples_parse() -> None:
+    parser = build_parser()
+    for line in EPILOG.splitlines():
+        line = line.strip()
+        if line.startswith("codesearch "):
+            command = line.split("  ")[0].split()[1:]
+            argv = [a.strip("'\"") for a in command]
+            if argv[0] not in ("index", "search", "status", "models"):
+                argv = ["search", " ".join(argv)]
+            parser.parse_args(argv)
+
+
+def test_cli_process_does_not_import_torch_for_help() -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from codesearch.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit: pass\n"
+            "print('torch' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        check=True,
+    )
+    assert out.stdout.strip().endswith("False")

@@ -1,0 +1,539 @@
+"""The store, for real: sqlean + sqlite-vec + FTS5 on a temporary file."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlean
+
+from codesearch.store import SCHEMA_VERSION, Store, StoredChunk
+from codesearch.types import (
+    Chunk,
+    CodesearchError,
+    FileState,
+    Filters,
+    IndexCorrupt,
+    IndexLocked,
+    IndexMissing,
+    ModelMismatch,
+)
+
+DIM = 8
+
+
+def unit(rng: np.random.Generator, dim: int = DIM) -> np.ndarray:
+    v = rng.standard_normal(dim).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def chunk(
+    path: str,
+    name: str,
+    text: str,
+    *,
+    language: str = "python",
+    kind: str = "function",
+    start: int = 1,
+) -> Chunk:
+    return Chunk(path, language, kind, name, start, start + text.count("\n"), text, f"# {path}")
+
+
+def state(path: str, size: int = 10) -> FileState:
+    return FileState(path, size, 123, f"sha-{path}-{size}")
+
+
+def vecs(chunks: Sequence[Chunk], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {c.content_hash: unit(rng) for c in chunks}
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.open(tmp_path / "idx" / "index.sqlite", create=True) as s:
+        s.configure(model_id="test-model", dim=DIM, chunker_version="c1")
+        yield s
+
+
+def put(store: Store, path: str, chunks: Sequence[Chunk], rng: np.random.Generator) -> None:
+    store.replace_file(state(path), chunks, vecs(chunks, rng))
+
+
+def by_path(store: Store, path: str) -> list[Chunk]:
+    found = store.chunks(range(1, 10_000))
+    return sorted(
+        (s.chunk for s in found.values() if s.chunk.path == path), key=lambda c: c.start_line
+    )
+
+
+# -- opening, errors ---------------------------------------------------------------------------
+
+
+def test_open_missing_raises_index_missing(tmp_path: Path) -> None:
+    with pytest.raises(IndexMissing, match=r"no index at .*codesearch index"):
+        Store.open(tmp_path / "nope.sqlite")
+    assert not (tmp_path / "nope.sqlite").exists()
+
+
+def test_open_empty_file_without_create_is_missing(tmp_path: Path) -> None:
+    (tmp_path / "empty.sqlite").write_bytes(b"")
+    with pytest.raises(IndexMissing):
+        Store.open(tmp_path / "empty.sqlite")
+
+
+def test_create_makes_private_dirs_wal_and_schema(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "index.sqlite"
+    with Store.open(path, create=True) as s:
+        assert s._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert s._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert s._conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+        assert s._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    with Store.open(path) as s:  # reopening an existing index needs no create
+        assert s.get_meta("anything") is None
+
+
+def test_corrupt_file_raises_index_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite"
+    path.write_bytes(os.urandom(8192))
+    with pytest.raises(IndexCorrupt, match=r"corrupted .*--rebuild"):
+        Store.open(path)
+    with pytest.raises(IndexCorrupt):
+        Store.open(path, create=True)
+
+
+def test_newer_schema_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite"
+    Store.open(path, create=True).close()
+    conn = sqlean.connect(str(path))
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    with pytest.raises(IndexCorrupt, match="newer codesearch"):
+        Store.open(path)
+
+
+def test_locked_index_raises_index_locked(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite"
+    Store.open(path, create=True).close()
+    other = sqlean.connect(str(path), isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        with Store.open(path, busy_timeout_ms=50) as s:  # reading works under WAL
+            assert s.get_meta("x") is None
+            with pytest.raises(IndexLocked, match="locked by another codesearch process"):
+                s.set_meta("x", "1")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    with Store.open(path) as s:
+        s.set_meta("x", "1")
+        assert s.get_meta("x") == "1"
+
+
+def test_no_raw_sqlite_error_escapes(store: Store) -> None:
+    store.close()
+    with pytest.raises(CodesearchError):
+        store.get_meta("x")
+
+
+# -- configure / model ----------------------------------------------------------------------------
+
+
+def test_configure_first_same_chunker_change_and_model_change(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    with Store.open(tmp_path / "i.sqlite", create=True) as s:
+        assert s.configure(model_id="m1", dim=DIM, chunker_version="c1") is False
+        assert s.get_meta("model_id") == "m1"
+        assert s.get_meta("dim") == str(DIM)
+        assert s.configure(model_id="m1", dim=DIM, chunker_version="c1") is False
+        a = [chunk("a.py", "f", "def f(): pass")]
+        put(s, "a.py", a, rng)
+        assert s.stats()["chunks"] == 1
+
+        # chunker change: files and chunks go, vectors stay (reused by content hash)
+        assert s.configure(model_id="m1", dim=DIM, chunker_version="c2") is True
+        assert s.get_meta("chunker_version") == "c2"
+        assert s.file_states() == {}
+        assert s.stats()["chunks"] == 0
+        assert s.has_vectors([a[0].content_hash]) == {a[0].content_hash}
+        s.replace_file(state("a.py"), a, {})  # no new vector needed
+        assert s.bm25("f", 5) != []
+
+        # model change: everything goes, and the vec table takes the new dimension
+        assert s.configure(model_id="m2", dim=DIM * 2, chunker_version="c2") is True
+        assert s.stats() | {"bytes": 0} == {
+            "files": 0,
+            "chunks": 0,
+            "vectors": 0,
+            "orphan_vectors": 0,
+            "bytes": 0,
+        }
+        assert s.has_vectors([a[0].content_hash]) == set()
+        s.replace_file(state("a.py"), a, {a[0].content_hash: unit(rng, DIM * 2)})
+        assert s.knn(unit(rng, DIM * 2), 1)[0][0] > 0
+
+        # same model, other dimension also wipes
+        assert s.configure(model_id="m2", dim=DIM, chunker_version="c2") is True
+        assert s.stats()["vectors"] == 0
+
+
+def test_configure_persists_across_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "i.sqlite"
+    with Store.open(path, create=True) as s:
+        s.configure(model_id="m1", dim=DIM, chunker_version="c1")
+    with Store.open(path) as s:
+        assert s.configure(model_id="m1", dim=DIM, chunker_version="c1") is False
+
+
+def test_require_model(store: Store, tmp_path: Path) -> None:
+    store.require_model("test-model")
+    with pytest.raises(ModelMismatch, match="built with test-model, not other"):
+        store.require_model("other")
+    with Store.open(tmp_path / "fresh.sqlite", create=True) as s, pytest.raises(IndexMissing):
+        s.require_model("test-model")
+
+
+def test_meta_round_trip(store: Store) -> None:
+    store.set_meta("repo_root", "/some/where")
+    store.set_meta("repo_root", "/else/where")
+    assert store.get_meta("repo_root") == "/else/where"
+
+
+# -- files and chunks ---------------------------------------------------------------------------
+
+
+def test_round_trip_and_file_states(store: Store, rng: np.random.Generator) -> None:
+    a = [
+        chunk("src/a.py", "Alpha", "class Alpha:\n    pass", kind="class", start=1),
+        chunk("src/a.py", "Alpha.run", "def run(self):\n    return 1", kind="method", start=3),
+    ]
+    store.replace_file(state("src/a.py", 42), a, vecs(a, rng))
+    assert store.file_states() == {"src/a.py": state("src/a.py", 42)}
+    got = store.chunks(range(1, 100))
+    assert sorted((s.chunk for s in got.values()), key=lambda c: c.start_line) == a
+    assert all(isinstance(s, StoredChunk) and got[s.id] is s for s in got.values())
+    assert store.chunks([]) == {}
+    assert store.chunk_count_by("kind") == {"class": 1, "method": 1}
+    assert store.chunk_count_by("language") == {"python": 2}
+    with pytest.raises(ValueError):
+        store.chunk_count_by("text; DROP TABLE chunks")
+
+
+def test_replace_file_replaces_old_chunks_and_fts(store: Store, rng: np.random.Generator) -> None:
+    put(store, "a.py", [chunk("a.py", "alpha", "def alpha(): pass")], rng)
+    new = [chunk("a.py", "beta", "def beta(): pass")]
+    store.replace_file(state("a.py", 99), new, vecs(new, rng))
+    assert by_path(store, "a.py") == new
+    assert store.file_states()["a.py"].size == 99
+    assert store.bm25("alpha", 5) == []
+    assert len(store.bm25("beta", 5)) == 1
+    assert store.stats()["files"] == 1
+
+
+def test_replace_file_validates_before_writing(store: Store, rng: np.random.Generator) -> None:
+    old = [chunk("a.py", "f", "def f(): pass")]
+    put(store, "a.py", old, rng)
+    new = [chunk("a.py", "g", "def g(): pass"), chunk("a.py", "h", "def h(): pass", start=2)]
+    bad = vecs(new, rng)
+    bad[new[1].content_hash] = np.ones(DIM + 1, dtype=np.float32)  # wrong length
+    with pytest.raises(ValueError):
+        store.replace_file(state("a.py", 77), new, bad)
+    missing = vecs(new[:1], rng)  # second chunk has no vector
+    with pytest.raises(ValueError):
+        store.replace_file(state("a.py", 77), new, missing)
+    with pytest.raises(ValueError):
+        store.replace_file(state("b.py"), new, vecs(new, rng))  # chunks of another path
+    assert by_path(store, "a.py") == old
+    assert store.file_states()["a.py"].size == 10
+    assert store.stats()["vectors"] == 1
+
+
+def test_replace_file_failing_halfway_keeps_previous_state(
+    store: Store, rng: np.random.Generator
+) -> None:
+    old = [chunk("a.py", "f", "def f(): pass")]
+    put(store, "a.py", old, rng)
+    # A real SQLite failure after the old rows were deleted and new ones partly inserted.
+    store._conn.execute(
+        "CREATE TEMP TRIGGER boom BEFORE INSERT ON chunks WHEN new.name = 'boom' "
+        "BEGIN SELECT RAISE(ABORT, 'boom'); END"
+    )
+    new = [chunk("a.py", "g", "def g(): pass"), chunk("a.py", "boom", "x = 1", start=5)]
+    with pytest.raises(CodesearchError, match="boom"):
+        store.replace_file(state("a.py", 77), new, vecs(new, rng))
+    assert by_path(store, "a.py") == old
+    assert store.file_states()["a.py"].size == 10
+    assert store.stats()["vectors"] == 1
+    assert len(store.bm25("f", 5)) == 1 and store.bm25("g", 5) == []
+
+
+def test_remove_file_keeps_orphan_vectors(store: Store, rng: np.random.Generator) -> None:
+    a = [chunk("a.py", "f", "def f(): pass")]
+    put(store, "a.py", a, rng)
+    put(store, "b.py", [chunk("b.py", "g", "def g(): pass")], rng)
+    store.remove_file("a.py")
+    store.remove_file("not-there.py")  # no error
+    assert set(store.file_states()) == {"b.py"}
+    assert by_path(store, "a.py") == []
+    assert store.bm25("f", 5) == []
+    stats = store.stats()
+    assert (stats["files"], stats["chunks"], stats["vectors"], stats["orphan_vectors"]) == (
+        1,
+        1,
+        2,
+        1,
+    )
+    assert stats["bytes"] > 0
+    # a revert re-uses the orphan: no vector needed
+    store.replace_file(state("a.py"), a, {})
+    assert store.stats()["orphan_vectors"] == 0
+
+
+def test_vectors_shared_by_content_hash(store: Store, rng: np.random.Generator) -> None:
+    body = "def helper():\n    return 42"
+    a = chunk("a.py", "helper", body)
+    b = chunk("b.py", "helper", body)
+    b = Chunk(b.path, b.language, b.kind, b.name, b.start_line, b.end_line, b.text, a.header)
+    assert a.content_hash == b.content_hash
+    assert store.has_vectors([a.content_hash, "nope"]) == set()
+    v = unit(rng)
+    store.replace_file(state("a.py"), [a], {a.content_hash: v})
+    assert store.has_vectors([a.content_hash, "nope"]) == {a.content_hash}
+    store.replace_file(state("b.py"), [b], {})
+    twin = [chunk("c.py", "x", "pass"), chunk("c.py", "y", "pass", start=2)]
+    twin[1] = Chunk("c.py", "python", "function", "y", 2, 2, "pass", twin[0].header)
+    store.replace_file(state("c.py"), twin, {twin[0].content_hash: unit(rng)})
+    assert store.stats()["vectors"] == 2
+    assert store.stats()["chunks"] == 4
+    # both chunks that share the nearest vector come back, at the same distance
+    hits = store.knn(v, 2)
+    assert {cid for cid, _ in hits} == {
+        s.id for s in store.chunks(range(1, 10)).values() if s.chunk.name == "helper"
+    }
+    assert hits[0][1] == pytest.approx(0.0, abs=1e-5) and hits[1][1] == hits[0][1]
+
+
+def test_prune_orphans_keeps_most_recently_used(store: Store, rng: np.random.Generator) -> None:
+    for name in ("a", "b", "c"):
+        put(store, f"{name}.py", [chunk(f"{name}.py", name, f"def {name}(): pass")], rng)
+    put(store, "live.py", [chunk("live.py", "live", "def live(): pass")], rng)
+    for name in ("a", "b", "c"):
+        store.remove_file(f"{name}.py")
+    assert store.stats()["orphan_vectors"] == 3
+    assert store.prune_orphan_vectors(keep=1) == 2
+    stats = store.stats()
+    assert (stats["vectors"], stats["orphan_vectors"]) == (2, 1)
+    kept = chunk("c.py", "c", "def c(): pass").content_hash  # removed last = used last
+    assert store.has_vectors([kept]) == {kept}
+    assert store.prune_orphan_vectors(keep=0) == 1
+    assert store.prune_orphan_vectors(keep=0) == 0
+    assert store.stats()["vectors"] == 1
+    assert store.knn(unit(rng), 5)[0][0] > 0  # the vec table is consistent with `vectors`
+
+
+# -- knn ---------------------------------------------------------------------------------------
+
+
+def _corpus(store: Store, rng: np.random.Generator, n: int = 60) -> list[np.ndarray]:
+    """n chunks over files of several languages and kinds; returns each chunk's vector."""
+    vectors: list[np.ndarray] = []
+    for f in range(n // 6):
+        lang, ext = [("python", "py"), ("go", "go"), ("rust", "rs")][f % 3]
+        path = f"{'src' if f % 2 else 'tests'}/m{f}.{ext}"
+        cs = [
+            chunk(
+                path,
+                f"f{f}_{i}",
+                f"body {f} {i}",
+                language=lang,
+                kind="function" if i % 2 else "class",
+                start=i * 3 + 1,
+            )
+            for i in range(6)
+        ]
+        vs = [unit(rng) for _ in cs]
+        vectors.extend(vs)
+        store.replace_file(
+            state(path), cs, {c.content_hash: v for c, v in zip(cs, vs, strict=True)}
+        )
+    return vectors
+
+
+def test_knn_nearest_first(store: Store, rng: np.random.Generator) -> None:
+    vectors = _corpus(store, rng)
+    all_chunks = store.chunks(range(1, 1000))
+    target = 17
+    query = vectors[target] + 0.05 * unit(rng)
+    hits = store.knn(query, 5)
+    assert len(hits) == 5
+    assert all_chunks[hits[0][0]].chunk.name == "f2_5"  # the 18th chunk inserted
+    assert [d for _, d in hits] == sorted(d for _, d in hits)
+    expected = sorted(1 - float(np.dot(v, query) / np.linalg.norm(query)) for v in vectors)[:5]
+    assert [d for _, d in hits] == pytest.approx(expected, abs=1e-5)
+    assert store.knn(query, 0) == []
+    with pytest.raises(ValueError):
+        store.knn(np.ones(DIM + 1), 3)
+
+
+def _check_filtered(store: Store, query: np.ndarray, k: int, filters: Filters) -> None:
+    from codesearch.globs import any_path_matches
+
+    hits = store.knn(query, k, filters)
+    chunks = store.chunks(range(1, 1000))
+    ok = [
+        (cid, s)
+        for cid, s in chunks.items()
+        if (not filters.languages or s.chunk.language in filters.languages)
+        and (not filters.kinds or s.chunk.kind in filters.kinds)
+        and any_path_matches(s.chunk.path, filters.path_globs)
+    ]
+    assert len(hits) == min(k, len(ok))
+    assert {cid for cid, _ in hits} <= {cid for cid, _ in ok}
+    assert [d for _, d in hits] == sorted(d for _, d in hits)
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        Filters(languages=("go",)),
+        Filters(kinds=("class",)),
+        Filters(path_globs=("tests/",)),
+        Filters(path_globs=("*.rs",)),
+        Filters(languages=("python", "rust"), kinds=("function",), path_globs=("src",)),
+    ],
+)
+def test_knn_filters(store: Store, rng: np.random.Generator, filters: Filters) -> None:
+    _corpus(store, rng)
+    _check_filtered(store, unit(rng), 3, filters)
+    _check_filtered(store, unit(rng), 200, filters)  # more than the filters leave
+
+
+def test_knn_exact_fallback_when_filters_leave_too_few(
+    store: Store, rng: np.random.Generator
+) -> None:
+    vectors = _corpus(store, rng, n=300)
+    # the only "method" chunk is the farthest from the query: the over-fetched KNN pass
+    # (20 vectors for k=1) cannot reach it, so only the exact scan finds it
+    rare = [chunk("vendor/x.go", "Rare", "func Rare() {}", language="go", kind="method")]
+    query = vectors[0]
+    store.replace_file(state("vendor/x.go"), rare, {rare[0].content_hash: -query})
+    nearest = store._conn.execute(
+        "SELECT rowid FROM vec_chunks WHERE embedding MATCH ? AND k = 20", (query.tobytes(),)
+    ).fetchall()
+    assert store.stats()["vectors"] not in {r[0] for r in nearest}  # the rare vector's id
+    for filters in (
+        Filters(kinds=("method",)),
+        Filters(path_globs=("vendor/",)),
+        Filters(path_globs=("*.go",), kinds=("method", "section")),
+    ):
+        hits = store.knn(query, 1, filters)
+        assert len(hits) == 1
+        assert store.chunks([hits[0][0]])[hits[0][0]].chunk.name == "Rare"
+        assert hits[0][1] == pytest.approx(2.0, abs=1e-5)
+    assert len(store.knn(query, 10, Filters(path_globs=("vendor/",)))) == 1
+    assert store.knn(query, 3, Filters(languages=("cobol",))) == []
+    assert store.knn(query, 3, Filters(path_globs=("nowhere/",))) == []
+
+
+# -- bm25 ---------------------------------------------------------------------------------------
+
+
+def test_bm25_identifier_aware_and_stemmed(store: Store, rng: np.random.Generator) -> None:
+    docs = {
+        "net/retry.py": [
+            chunk(
+                "net/retry.py",
+                "compute_retry_backoff",
+                "def compute_retry_backoff(n):\n    return 2 ** n",
+            ),
+            chunk(
+                "net/retry.py",
+                "RetryBackoff",
+                "class RetryBackoff:\n    pass",
+                kind="class",
+                start=4,
+            ),
+        ],
+        "net/http.py": [
+            chunk(
+                "net/http.py",
+                "parseHTTPResponse",
+                "function parseHTTPResponse(r) {}",
+                language="javascript",
+            ),
+            chunk("net/http.py", "send", "def send():\n    # give up after 3 retries", start=3),
+        ],
+        "docs/readme.md": [
+            chunk(
+                "docs/readme.md", "Install", "pip install it", language="markdown", kind="section"
+            ),
+        ],
+    }
+    for path, cs in docs.items():
+        put(store, path, cs, rng)
+    names = {s.id: s.chunk.name for s in store.chunks(range(1, 100)).values()}
+
+    def found(query: str, k: int = 10, filters: Filters | None = None) -> list[str]:
+        hits = store.bm25(query, k, filters or Filters())
+        assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
+        assert all(s > 0 for _, s in hits)
+        return [names[cid] for cid, _ in hits]
+
+    assert set(found("retry backoff")[:2]) == {"compute_retry_backoff", "RetryBackoff"}
+    assert "send" in found("retry")  # porter: retries ~ retry
+    assert "compute_retry_backoff" in found("retries")
+    assert found("how to parse http response")[0] == "parseHTTPResponse"
+    assert found("RetryBackoff")[0] == "RetryBackoff"
+    assert found("readme") == ["Install"]  # the path is indexed
+    assert found("retry", filters=Filters(kinds=("class",))) == ["RetryBackoff"]
+    assert found("retry", filters=Filters(path_globs=("http.py",))) == ["send"]
+    assert found("retry", filters=Filters(languages=("javascript",))) == []
+    assert found("retry backoff", k=1) == found("retry backoff")[:1]
+    assert store.bm25("", 5) == [] and store.bm25("  ?? ", 5) == []
+    assert store.bm25("retry", 0) == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        '"',
+        '""',
+        'a"b',
+        "*",
+        "retry*",
+        "-retry",
+        "NEAR(retry backoff)",
+        "retry AND",
+        "OR",
+        "NOT",
+        "(",
+        ")",
+        "((retry",
+        "col:retry",
+        "^retry",
+        "{name}: x",
+        "+",
+        "é ü 日本語",
+        "\x00",
+        "retry\nbackoff",
+        "'; DROP TABLE chunks; --",
+        "a" * 5000,
+    ],
+)
+def test_bm25_never_raises_on_user_input(
+    store: Store, rng: np.random.Generator, query: str
+) -> None:
+    put(store, "a.py", [chunk("a.py", "retry", "def retry(): pass # 日本語 é")], rng)
+    assert isinstance(store.bm25(query, 5), list)
+    assert store.stats()["chunks"] == 1
