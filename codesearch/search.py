@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from codesearch.embed import Embedder
 from codesearch.store import Store, StoredChunk
-from codesearch.types import Filters, Hit
+from codesearch.types import Chunk, Filters, Hit
 
-# Reciprocal rank fusion: score = sum over rankers of weight / (RRF_K + rank).
-RRF_K = 60
-VECTOR_WEIGHT = 1.0
-LEXICAL_WEIGHT = 1.0
-# How deep each ranker is read before fusion.
-CANDIDATES = 100
 SNIPPET_LINES = 12
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """Reciprocal rank fusion: score = sum over rankers of weight / (rrf_k + rank).
+
+    The defaults were chosen with benchmarks/tune_fusion.py (numbers in RESULTS.md)."""
+
+    mode: str = "rrf"  # "rrf" (ranks) or "score" (min-max normalised scores, weighted sum)
+    rrf_k: int = 60
+    vector_weight: float = 1.0
+    lexical_weight: float = 1.0
+    candidates: int = 100  # how deep each ranker is read before fusion
 
 
 @dataclass(frozen=True)
@@ -26,9 +34,10 @@ class SearchOptions:
 
 
 class Searcher:
-    def __init__(self, store: Store, embedder: Embedder) -> None:
+    def __init__(self, store: Store, embedder: Embedder, fusion: Fusion | None = None) -> None:
         self.store = store
         self.embedder = embedder
+        self.fusion = fusion or Fusion()
 
     def search(self, query: str, options: SearchOptions = SearchOptions()) -> list[Hit]:
         return self.search_many([query], options)[0]
@@ -50,23 +59,57 @@ class Searcher:
         return results
 
     def _one(self, query: str, vector: object, options: SearchOptions) -> list[Hit]:
-        depth = max(CANDIDATES, options.k * 4)
+        f = self.fusion
+        depth = max(f.candidates, options.k * 4)
         dense = self.store.knn(vector, depth, options.filters)  # type: ignore[arg-type]
         lexical = self.store.bm25(query, depth, options.filters)
-        fused = fuse(
-            [[cid for cid, _ in dense], [cid for cid, _ in lexical]],
-            [VECTOR_WEIGHT, LEXICAL_WEIGHT],
-        )
+        if f.mode in ("score", "z"):
+            similarity = [(cid, 1.0 - distance) for cid, distance in dense]
+            fused = fuse_scores(
+                [similarity, lexical], [f.vector_weight, f.lexical_weight], zscore=f.mode == "z"
+            )
+        else:
+            fused = fuse(
+                [[cid for cid, _ in dense], [cid for cid, _ in lexical]],
+                [f.vector_weight, f.lexical_weight],
+                f.rrf_k,
+            )
         ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
         chunks = self.store.chunks([cid for cid, _ in ranked[: depth * 2]])
         return collapse(ranked, chunks, options)
 
 
-def fuse(rankings: Sequence[Sequence[int]], weights: Sequence[float]) -> dict[int, float]:
+def fuse(
+    rankings: Sequence[Sequence[int]], weights: Sequence[float], rrf_k: int = 60
+) -> dict[int, float]:
     scores: dict[int, float] = {}
     for ranking, weight in zip(rankings, weights, strict=True):
         for rank, cid in enumerate(ranking, start=1):
-            scores[cid] = scores.get(cid, 0.0) + weight / (RRF_K + rank)
+            scores[cid] = scores.get(cid, 0.0) + weight / (rrf_k + rank)
+    return scores
+
+
+def fuse_scores(
+    rankings: Sequence[Sequence[tuple[int, float]]],
+    weights: Sequence[float],
+    zscore: bool = False,
+) -> dict[int, float]:
+    """Weighted sum of each ranker's scores, normalised over its own candidates."""
+    scores: dict[int, float] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        if not ranking:
+            continue
+        values = [score for _, score in ranking]
+        if zscore:
+            mean = sum(values) / len(values)
+            std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5 or 1.0
+            low, span = mean, std
+        else:
+            low = min(values)
+            span = max(values) - low or 1.0
+        floor = (min(values) - low) / span
+        for cid, score in ranking:
+            scores[cid] = scores.get(cid, 0.0) + weight * ((score - low) / span - floor)
     return scores
 
 
@@ -77,19 +120,13 @@ def collapse(
 ) -> list[Hit]:
     """Best chunk per symbol (split definitions show once), then the top k as hits."""
     hits: list[Hit] = []
-    seen: set[tuple[str, str, str, int, int]] = set()
+    seen: set[tuple[object, ...]] = set()
     for cid, score in ranked:
         stored = chunks.get(cid)
         if stored is None:
             continue
         c = stored.chunk
-        # parts of one split definition share path, kind and name; windows have no name,
-        # so their own lines keep them apart
-        key = (
-            (c.path, c.kind, c.name, 0, 0)
-            if c.name
-            else (c.path, c.kind, "", c.start_line, c.end_line)
-        )
+        key = _symbol_key(c)
         if key in seen:
             continue
         seen.add(key)
@@ -108,6 +145,17 @@ def collapse(
         if len(hits) >= options.k:
             break
     return hits
+
+
+_PART = re.compile(r" \(part \d+/\d+\)")
+
+
+def _symbol_key(c: Chunk) -> tuple[object, ...]:
+    """Parts of one split definition share a key (their headers differ only in the part
+    marker); everything else, overloads included, keeps its own."""
+    if c.name and _PART.search(c.header):
+        return (c.path, c.kind, c.name, _PART.sub("", c.header))
+    return (c.path, c.kind, c.name, c.start_line, c.end_line)
 
 
 def snippet(text: str, max_lines: int) -> str:

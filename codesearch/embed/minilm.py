@@ -138,7 +138,8 @@ class TransformersEmbedder:
             max_len = min(
                 (c for c in candidates if isinstance(c, int) and 0 < c < 100_000), default=512
             )
-        self.max_tokens = int(max_len)
+        override = os.environ.get("CODESEARCH_MAX_TOKENS")  # for experiments only
+        self.max_tokens = int(override) if override else int(max_len)
         self._tokenizer.enable_truncation(max_length=self.max_tokens)
 
         pooling = _read_json(self.folder / "1_Pooling" / "config.json")
