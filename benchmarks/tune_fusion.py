@@ -36,8 +36,14 @@ def main() -> int:
 
     settings = load_settings()
     grid = [
-        Fusion(rrf_k=k, vector_weight=vw, lexical_weight=1.0)
-        for k, vw in itertools.product((10, 30, 60), (0.5, 0.75, 1.0, 1.5, 2.0))
+        *(
+            Fusion(mode="rrf", rrf_k=k, vector_weight=w)
+            for k, w in itertools.product((10, 60), (0.75, 1.0, 1.5))
+        ),
+        *(
+            Fusion(mode=m, vector_weight=w)
+            for m, w in itertools.product(("score", "z"), (0.75, 1.0, 1.25))
+        ),
     ]
     variants = ["stripped", "unstripped"] if args.variant == "both" else [args.variant]
     table: dict[Fusion, list[float]] = {f: [] for f in grid}
@@ -65,11 +71,11 @@ def main() -> int:
                     table[fusion].append(mrr)
                     line.append(f"{mrr:.3f}")
                 print(f"{name:13} {variant:10} " + " ".join(line), flush=True)
-    print("\nrrf_k vec_w  mean-MRR  per corpus/variant")
+    print("\nmode  rrf_k vec_w  mean-MRR  per corpus/variant")
     for fusion, scores in sorted(table.items(), key=lambda x: -sum(x[1])):
         mean = sum(scores) / len(scores)
         per = " ".join(f"{s:.3f}" for s in scores)
-        print(f"{fusion.rrf_k:5} {fusion.vector_weight:5} {mean:9.3f}  {per}")
+        print(f"{fusion.mode:5} {fusion.rrf_k:5} {fusion.vector_weight:5} {mean:9.3f}  {per}")
     return 0
 
 

@@ -136,8 +136,6 @@ def _settings(args: argparse.Namespace):  # -> Settings, lazily imported
     from codesearch.config import load_settings
 
     settings = load_settings()
-    if getattr(args, "model", None) and args.command == "index":
-        settings = replace(settings, model=args.model)
     if getattr(args, "max_file_size", None) is not None:
         if args.max_file_size <= 0:
             raise BadInput("--max-file-size must be a positive number of bytes")
@@ -154,7 +152,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     settings = _settings(args)
     bar = ProgressBar() if not args.quiet else None
     try:
-        stats = index_repo(Path(args.path), settings, rebuild=args.rebuild, progress=bar)
+        stats = index_repo(
+            Path(args.path), settings, rebuild=args.rebuild, progress=bar, model=args.model
+        )
     finally:
         if bar is not None:
             bar.close()

@@ -67,16 +67,20 @@ def index_repo(
     rebuild: bool = False,
     progress: ProgressFn | None = None,
     embedder: Embedder | None = None,
+    model: str | None = None,
 ) -> IndexStats:
+    """Index or update ``path``. The model is ``model`` when given (a different one rebuilds
+    the index), else the one that built the existing index, else ``settings.model``."""
     root = resolve_root(path)
     index_path = settings.index_path(root)
     if rebuild and index_path.exists():
         for suffix in ("", "-wal", "-shm"):
             Path(f"{index_path}{suffix}").unlink(missing_ok=True)
-    embedder = embedder or get_embedder(settings.model, settings.batch_size)
     with Store.open(index_path, create=True) as store:
+        requested = model or store.get_meta(META_MODEL_SPEC) or settings.model
+        embedder = embedder or get_embedder(requested, settings.batch_size)
         store.set_meta(META_ROOT, str(root))
-        store.set_meta(META_MODEL_SPEC, _model_spec(settings.model, embedder))
+        store.set_meta(META_MODEL_SPEC, _model_spec(requested, embedder))
         return Indexer(root, store, embedder, settings, progress).run()
 
 

@@ -86,7 +86,7 @@ class Indexer:
 
     def run(self) -> IndexStats:
         self._started = time.monotonic()
-        self.store.configure(
+        rebuilt = self.store.configure(
             model_id=self.embedder.model_id,
             dim=self.embedder.dim,
             chunker_version=CHUNKER_VERSION,
@@ -133,6 +133,7 @@ class Indexer:
             chunks_reused=self._reused,
             skipped=tuple(skipped),
             seconds=time.monotonic() - self._started,
+            rebuilt=rebuilt,
         )
 
     def _read(

@@ -106,11 +106,12 @@ def _duration(seconds: float) -> str:
 
 def format_summary(stats: IndexStats, root: str) -> str:
     skipped = len(stats.skipped)
+    note = " (rebuilt: the model or chunker changed since the last run)" if stats.rebuilt else ""
     return (
         f"indexed {root}: {stats.files_seen} files ({stats.files_indexed} updated, "
         f"{stats.files_unchanged} unchanged, {stats.files_removed} removed, {skipped} skipped); "
         f"{stats.chunks_total} chunks ({stats.chunks_embedded} embedded, "
-        f"{stats.chunks_reused} reused) in {stats.seconds:.1f}s"
+        f"{stats.chunks_reused} reused) in {stats.seconds:.1f}s{note}"
     )
 
 

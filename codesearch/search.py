@@ -19,11 +19,14 @@ class Fusion:
 
     The defaults were chosen with benchmarks/tune_fusion.py (numbers in RESULTS.md)."""
 
-    mode: str = "rrf"  # "rrf" (ranks) or "score" (min-max normalised scores, weighted sum)
+    mode: str = "score"  # "score": min-max normalised scores, weighted sum; "z": z-scores;
+    # "rrf": reciprocal ranks
     rrf_k: int = 60
-    vector_weight: float = 1.0
+    vector_weight: float = 1.25
     lexical_weight: float = 1.0
     candidates: int = 100  # how deep each ranker is read before fusion
+    # added to chunks that contain the question verbatim (a pasted comment or message)
+    phrase_bonus: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,9 @@ class Searcher:
                 [f.vector_weight, f.lexical_weight],
                 f.rrf_k,
             )
+        if f.phrase_bonus:
+            for cid in self.store.phrase(query, depth, options.filters):
+                fused[cid] = fused.get(cid, 0.0) + f.phrase_bonus
         ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
         chunks = self.store.chunks([cid for cid, _ in ranked[: depth * 2]])
         return collapse(ranked, chunks, options)

@@ -117,6 +117,7 @@ class IndexStats:
     chunks_reused: int = 0  # chunks whose vector was found by content hash
     skipped: tuple[Skip, ...] = field(default=())
     seconds: float = 0.0
+    rebuilt: bool = False  # the model, dimension or chunker changed: everything was redone
 
 
 class CodesearchError(Exception):

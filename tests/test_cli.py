@@ -178,3 +178,57 @@ def test_cli_process_does_not_import_torch_for_help() -> None:
         check=True,
     )
     assert out.stdout.strip().endswith("False")
+
+
+def test_reindex_keeps_the_model_that_built_the_index(
+    demo_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["index", str(demo_repo), "--model", "fake", "-q"]) == 0
+    assert main(["index", str(demo_repo)]) == 0  # no --model: stays on the index's model
+    assert "rebuilt" not in capsys.readouterr().err
+    assert main(["status", str(demo_repo), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"].startswith("fake:")
+    assert main(["index", str(demo_repo), "--model", "minilm"]) == 0  # an explicit switch
+    assert "rebuilt" in capsys.readouterr().err
+    assert main(["search", "retry", "--repo", str(demo_repo), "--json"]) == 0
+
+
+def test_locked_index(indexed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlean
+
+    from codesearch.config import load_settings
+
+    holder = sqlean.connect(str(load_settings().index_path(indexed)), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        (indexed / "src/app/new.py").write_text("def fresh():\n    return 1\n")
+        assert main(["index", str(indexed), "-q"]) == 2
+        assert "locked" in _error(capsys)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert main(["index", str(indexed), "-q"]) == 0  # and it recovers once the lock is gone
+    assert main(["search", "fresh", "--repo", str(indexed), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"][0]["name"] == "fresh"
+
+
+def test_readme_commands_parse() -> None:
+    """Every `codesearch ...` line in the README's usage block is a valid command line."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("## Usage", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    parser = build_parser()
+    seen = 0
+    for line in block.splitlines():
+        command = line.split("#", 1)[0].strip()
+        if not command.startswith("codesearch"):
+            continue
+        argv = [
+            a.strip("'\"")
+            for a in command.replace("[", " ").replace("]", " ").replace("...", "").split()
+        ][1:]
+        if argv[0] not in ("index", "search", "status", "models"):
+            argv = ["search", "question"]
+        argv = [a for a in argv if a not in ("QUESTION", "PATH") or argv[0] != "index"]
+        parser.parse_args([a if a != "QUESTION" else "question" for a in argv])
+        seen += 1
+    assert seen >= 5

@@ -83,6 +83,7 @@ class TransformersEmbedder:
         device: str | None = None,
         sort_by_length: bool = True,
         precision: str = "auto",
+        max_tokens: int | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.model_id = model_id or folder_model_id(self.folder)
@@ -138,8 +139,8 @@ class TransformersEmbedder:
             max_len = min(
                 (c for c in candidates if isinstance(c, int) and 0 < c < 100_000), default=512
             )
-        override = os.environ.get("CODESEARCH_MAX_TOKENS")  # for experiments only
-        self.max_tokens = int(override) if override else int(max_len)
+        # a caller may read less than the model allows (faster, and sometimes better)
+        self.max_tokens = min(int(max_len), max_tokens) if max_tokens else int(max_len)
         self._tokenizer.enable_truncation(max_length=self.max_tokens)
 
         pooling = _read_json(self.folder / "1_Pooling" / "config.json")

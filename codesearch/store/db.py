@@ -476,6 +476,21 @@ class Store:
         rows = self._conn.execute(sql, [expr, *params, k]).fetchall()
         return [(int(cid), -float(s)) for cid, s in rows]
 
+    @_guarded
+    def phrase(self, query: str, k: int, filters: Filters = NO_FILTERS) -> list[int]:
+        """Chunk ids whose body contains ``query``'s words verbatim, in order; best first."""
+        expr = fts.phrase_query(query)
+        if expr is None or k <= 0:
+            return []
+        where, params = self._filter_sql(filters)
+        join = " JOIN chunks c ON c.id = chunks_fts.rowid" if where else ""
+        sql = (
+            f"SELECT chunks_fts.rowid FROM chunks_fts{join} "
+            f"WHERE chunks_fts MATCH ?{where} ORDER BY {fts.BM25_EXPR}, chunks_fts.rowid LIMIT ?"
+        )
+        rows = self._conn.execute(sql, ["body : " + expr, *params, k]).fetchall()
+        return [int(cid) for (cid,) in rows]
+
     # -- reporting ---------------------------------------------------------------------------
 
     @_guarded

@@ -91,6 +91,20 @@ def match_query(query: str) -> str | None:
     return " OR ".join('"' + t.replace('"', '""') + '"' for t in tokens)
 
 
+# A phrase needs this many words to say more than its words do alone.
+MIN_PHRASE_WORDS = 4
+
+
+def phrase_query(query: str) -> str | None:
+    """An FTS5 phrase for the query's words in order (stopwords kept), or ``None`` if the
+    query is too short to be a phrase. It matches text that contains the query verbatim,
+    up to punctuation and markup (a pasted comment, docstring or error message)."""
+    words = [w.lower() for w in _WORD.findall(query)][:MAX_QUERY_TOKENS]
+    if len(words) < MIN_PHRASE_WORDS:
+        return None
+    return '"' + " ".join(w.replace('"', '""') for w in words) + '"'
+
+
 def path_text(path: str) -> str:
     """The path as indexed text (unicode61 splits ``/``, ``.`` and ``-``; camelCase added)."""
     return index_text(path)
