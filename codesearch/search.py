@@ -1,4 +1,4 @@
-"""The searcher: vector KNN + BM25, fused by reciprocal rank, filtered, collapsed to hits."""
+"""The searcher: vector KNN + BM25 (+ a verbatim-phrase bonus), fused, filtered, collapsed."""
 
 from __future__ import annotations
 

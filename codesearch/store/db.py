@@ -461,12 +461,8 @@ class Store:
             params.append(json.dumps(paths))
         return "".join(f" AND {s}" for s in sql), params
 
-    @_guarded
-    def bm25(self, query: str, k: int, filters: Filters = NO_FILTERS) -> list[tuple[int, float]]:
-        """Chunk ids matching ``query`` in the full-text index, best (highest score) first."""
-        expr = fts.match_query(query)
-        if expr is None or k <= 0:
-            return []
+    def _fts(self, expr: str, k: int, filters: Filters) -> list[tuple[int, float]]:
+        """Chunk ids matching an FTS5 expression, best BM25 (highest score) first."""
         where, params = self._filter_sql(filters)
         join = " JOIN chunks c ON c.id = chunks_fts.rowid" if where else ""
         sql = (
@@ -477,19 +473,20 @@ class Store:
         return [(int(cid), -float(s)) for cid, s in rows]
 
     @_guarded
+    def bm25(self, query: str, k: int, filters: Filters = NO_FILTERS) -> list[tuple[int, float]]:
+        """Chunk ids matching ``query`` in the full-text index, best (highest score) first."""
+        expr = fts.match_query(query)
+        if expr is None or k <= 0:
+            return []
+        return self._fts(expr, k, filters)
+
+    @_guarded
     def phrase(self, query: str, k: int, filters: Filters = NO_FILTERS) -> list[int]:
         """Chunk ids whose body contains ``query``'s words verbatim, in order; best first."""
         expr = fts.phrase_query(query)
         if expr is None or k <= 0:
             return []
-        where, params = self._filter_sql(filters)
-        join = " JOIN chunks c ON c.id = chunks_fts.rowid" if where else ""
-        sql = (
-            f"SELECT chunks_fts.rowid FROM chunks_fts{join} "
-            f"WHERE chunks_fts MATCH ?{where} ORDER BY {fts.BM25_EXPR}, chunks_fts.rowid LIMIT ?"
-        )
-        rows = self._conn.execute(sql, ["body : " + expr, *params, k]).fetchall()
-        return [int(cid) for (cid,) in rows]
+        return [cid for cid, _ in self._fts("body : " + expr, k, filters)]
 
     # -- reporting ---------------------------------------------------------------------------
 
