@@ -125,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     except CodesearchError as exc:
         print(f"codesearch: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # the data dir or a file we must write: one line, no traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"codesearch: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("codesearch: interrupted (finished files are kept in the index)", file=sys.stderr)
         return 130

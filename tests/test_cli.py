@@ -232,3 +232,39 @@ def test_readme_commands_parse() -> None:
         parser.parse_args([a if a != "QUESTION" else "question" for a in argv])
         seen += 1
     assert seen >= 5
+
+
+def test_unwritable_data_dir_is_one_line(
+    demo_repo: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the data dir should be")
+    monkeypatch.setenv("CODESEARCH_HOME", str(blocker / "home"))
+    assert main(["index", str(demo_repo), "-q"]) == 2
+    assert "not-a-dir" in _error(capsys)
+
+
+def test_progress_bar_on_a_terminal() -> None:
+    import io
+
+    from codesearch.index import Progress
+    from codesearch.render import ProgressBar
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Tty()
+    bar = ProgressBar(out, min_interval=0)
+    bar(Progress(files_done=5, files_total=10, chunks_embedded=40, elapsed=2.0))
+    bar(Progress(files_done=10, files_total=10, chunks_embedded=80, elapsed=4.0))
+    bar.close()
+    text = out.getvalue()
+    assert "5/10 files" in text and "20.0 chunks/s" in text and "ETA 2s" in text
+    assert "10/10 files" in text and text.endswith("\n")
+    quiet = io.StringIO()  # not a terminal: nothing at all
+    ProgressBar(quiet)(Progress(1, 2, 3, 1.0))
+    assert quiet.getvalue() == ""
