@@ -120,15 +120,15 @@ class Indexer:
         removed = [p for p in known if p not in present]
         for path in removed:
             self.store.remove_file(path)
-        live = self.store.stats().get("vectors", 0)
-        self.store.prune_orphan_vectors(keep=max(2000, live // 4))
+        counts = self.store.stats()
+        self.store.prune_orphan_vectors(keep=max(2000, counts["vectors"] // 4))
         self._report()
         return IndexStats(
             files_seen=len(found.files),
             files_indexed=self._files_written,
             files_unchanged=len(found.files) - self._files_total + self._files_touched,
             files_removed=len(removed),
-            chunks_total=self.store.stats().get("chunks", 0),
+            chunks_total=counts["chunks"],
             chunks_embedded=self._embedded,
             chunks_reused=self._reused,
             skipped=tuple(skipped),
@@ -145,10 +145,8 @@ class Indexer:
         digest = content_hash(text)
         state = FileState(source.path, source.size, source.mtime_ns, digest)
         if old is not None and old.content_hash == digest:
-            # Touched but not changed: refresh the stat fields, reuse every vector.
-            chunks = prepare_chunks(source.path, text, self.embedder)
-            self.store.replace_file(state, chunks, {})
-            self._reused += len(chunks)
+            # Touched but not changed: refresh the stat fields; its chunks stand as they are.
+            self.store.touch_file(state)
             self._files_touched += 1
             return None, None
         return _Pending(state, prepare_chunks(source.path, text, self.embedder)), None

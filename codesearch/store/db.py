@@ -353,6 +353,15 @@ class Store:
                 )
 
     @_guarded
+    def touch_file(self, state: FileState) -> None:
+        """Record new size/mtime for a file whose content (``state.content_hash``) is unchanged."""
+        with self._write():
+            self._conn.execute(
+                "UPDATE files SET size = ?, mtime_ns = ? WHERE path = ? AND content_hash = ?",
+                (state.size, state.mtime_ns, state.path, state.content_hash),
+            )
+
+    @_guarded
     def remove_file(self, path: str) -> None:
         """Forget a file and its chunks; its vectors stay (orphans) for a revert or rename."""
         with self._write():
