@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from codesearch import __version__
+from codesearch.chunk.languages import LANGUAGES
 from codesearch.types import KINDS, BadInput, CodesearchError, Filters
 
 COMMANDS = ("index", "search", "status", "models")
@@ -77,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--lang",
         action="append",
         default=[],
+        choices=LANGUAGES,
         metavar="LANG",
-        help="only this language (repeatable)",
+        help="only this language (repeatable): " + ", ".join(LANGUAGES),
     )
     p.add_argument(
         "--path",

@@ -85,8 +85,12 @@ def index_repo(
 
 
 def _model_spec(requested: str, embedder: Embedder) -> str:
-    # "auto" is resolved once, at index time: the index is queried with the model that built it
-    return embedder.model_id.split(":", 1)[0] if requested == "auto" else requested
+    # "auto" is resolved once, at index time: the index is queried with the model that built
+    # it; a model folder is remembered by its absolute path (queries may come from anywhere)
+    if requested == "auto":
+        return embedder.model_id.split(":", 1)[0]
+    folder = Path(requested).expanduser()
+    return str(folder.resolve()) if folder.is_dir() else requested
 
 
 class RepoSearch:

@@ -268,3 +268,33 @@ def test_progress_bar_on_a_terminal() -> None:
     quiet = io.StringIO()  # not a terminal: nothing at all
     ProgressBar(quiet)(Progress(1, 2, 3, 1.0))
     assert quiet.getvalue() == ""
+
+
+def test_a_relative_model_folder_is_remembered_absolutely(
+    demo_repo: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import shutil
+
+    from codesearch.embed.registry import packaged_minilm_dir
+
+    folder = packaged_minilm_dir()
+    assert folder is not None
+    shutil.copytree(folder, tmp_path / "models" / "mini")
+    monkeypatch.chdir(tmp_path / "models")
+    assert main(["index", str(demo_repo), "--model", "mini", "-q"]) == 0
+    monkeypatch.chdir(demo_repo)  # a query from elsewhere still finds the model
+    assert main(["search", "thumbnail", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"][0]["name"] == "Image.thumbnail"
+    assert main(["status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"].startswith("hf:mini@")
+
+
+def test_unknown_language_is_refused_with_the_choices(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["search", "x", "--lang", "pyhton"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'pyhton'" in err and "python" in err

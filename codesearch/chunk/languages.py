@@ -119,6 +119,10 @@ LEADING: frozenset[str] = frozenset(
 )
 
 
+# Every value a Chunk.language can take (the choices of the --lang filter).
+LANGUAGES: tuple[str, ...] = tuple(sorted({*EXTENSIONS.values(), "text"}))
+
+
 def language_for(path: str) -> str:
     """The language of a repo-relative path, from its extension; "text" when unknown."""
     _, ext = splitext(path.lower())
