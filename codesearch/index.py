@@ -7,10 +7,9 @@ change (also after a rename or a revert) is never embedded twice.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,20 +45,14 @@ class _Pending:
     chunks: tuple[Chunk, ...]
 
 
-# Whether the file path goes into the text the model reads. With it, a rename changes the
-# embedded text and so re-embeds the file; benchmarks/RESULTS.md has the measurement that
-# decided the default.
-PATH_IN_HEADER = os.environ.get("CODESEARCH_PATH_IN_HEADER", "0") == "1"
-
-
 def prepare_chunks(path: str, text: str, embedder: Embedder) -> tuple[Chunk, ...]:
-    """Chunk a file and give each chunk the header the embedder sees."""
-    chunks = chunk_file(
-        path, text, max_tokens=embedder.max_tokens, count_tokens=embedder.count_tokens
+    """Chunk a file for this embedder (split to what it reads, counted with its tokenizer).
+
+    The model does not see the file path: with it, a rename would re-embed the file, and it
+    measured mixed (benchmarks/RESULTS.md); BM25 indexes the path instead."""
+    return tuple(
+        chunk_file(path, text, max_tokens=embedder.max_tokens, count_tokens=embedder.count_tokens)
     )
-    if not PATH_IN_HEADER:
-        return tuple(chunks)
-    return tuple(replace(c, header=f"{c.path}\n{c.header}".rstrip()) for c in chunks)
 
 
 class Indexer:
