@@ -20,6 +20,7 @@ from codesearch.chunk.languages import LANGUAGES
 from codesearch.types import KINDS, BadInput, CodesearchError, Filters
 
 COMMANDS = ("index", "search", "status", "models")
+TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
 
 EPILOG = """\
 examples:
@@ -116,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
-        argv = ["search", *argv]  # the everyday form: codesearch "QUESTION"
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if first is not None and first not in COMMANDS and argv[0] not in TOP_LEVEL_FLAGS:
+        argv = ["search", *argv]  # the everyday form: codesearch [-k 5 --json] "QUESTION"
     args = build_parser().parse_args(argv)
     if args.command is None:
         build_parser().print_help()

@@ -298,3 +298,12 @@ def test_unknown_language_is_refused_with_the_choices(capsys: pytest.CaptureFixt
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "invalid choice: 'pyhton'" in err and "python" in err
+
+
+def test_everyday_form_takes_search_options_first(
+    indexed: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(indexed)
+    assert main(["-k", "2", "--json", "thumbnail image resize"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["results"]) == 2 and out["results"][0]["name"] == "Image.thumbnail"
