@@ -137,3 +137,36 @@ def test_vanished_file_between_walk_and_read(
     assert {s.path: s.reason for s in stats.skipped}["src/app/settings.py"] == "vanished"
     assert "src/app/settings.py" not in states
     assert "src/app/retry.py" in states
+
+
+def test_interrupted_run_keeps_finished_files_and_resumes(
+    demo_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import codesearch.index as index_module
+
+    monkeypatch.setattr(index_module, "EMBED_GROUP", 1)  # one file per embed call
+
+    class Interrupting(FakeEmbedder):
+        def embed_documents(self, texts):  # type: ignore[no-untyped-def]
+            if self.calls == 3:
+                raise KeyboardInterrupt
+            return super().embed_documents(texts)
+
+    first = Interrupting()
+    with pytest.raises(KeyboardInterrupt):
+        run_index(demo_repo, first)
+    settings = load_settings()
+    with Store.open(settings.index_path(demo_repo)) as store:
+        kept = store.file_states()
+    assert len(kept) == 3  # the three files that finished are committed
+
+    resumed = FakeEmbedder()
+    stats, _, states = run_index(demo_repo, resumed)
+    assert len(states) == 7
+    assert stats.files_unchanged == 3 and stats.files_indexed == 4
+    # the resumed index holds exactly what a clean run (in another data dir) holds
+    monkeypatch.setenv("CODESEARCH_HOME", str(settings.home / "clean"))
+    fresh = FakeEmbedder()
+    clean_stats, _, _ = run_index(demo_repo, fresh)
+    assert stats.chunks_total == clean_stats.chunks_total
+    assert first.documents_embedded + resumed.documents_embedded == fresh.documents_embedded
