@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codesearch.config import Settings
-from codesearch.embed import Embedder, load_embedder
+from codesearch.embed import Embedder, load_embedder, resolve_auto
 from codesearch.index import Indexer, ProgressFn
 from codesearch.paths import find_repo_root, resolve_root
 from codesearch.search import Searcher, SearchOptions
@@ -19,7 +19,7 @@ _LOADED: dict[tuple[str, int], Embedder] = {}
 
 def get_embedder(spec: str, batch_size: int) -> Embedder:
     """Load a model once per process (a daemon or a test session asks many times)."""
-    key = (spec, batch_size)
+    key = (resolve_auto() if spec == "auto" else spec, batch_size)
     if key not in _LOADED:
         _LOADED[key] = load_embedder(spec, batch_size=batch_size)
     return _LOADED[key]
@@ -80,15 +80,15 @@ def index_repo(
         requested = model or store.get_meta(META_MODEL_SPEC) or settings.model
         embedder = embedder or get_embedder(requested, settings.batch_size)
         store.set_meta(META_ROOT, str(root))
-        store.set_meta(META_MODEL_SPEC, _model_spec(requested, embedder))
+        store.set_meta(META_MODEL_SPEC, _model_spec(requested))
         return Indexer(root, store, embedder, settings, progress).run()
 
 
-def _model_spec(requested: str, embedder: Embedder) -> str:
+def _model_spec(requested: str) -> str:
     # "auto" is resolved once, at index time: the index is queried with the model that built
     # it; a model folder is remembered by its absolute path (queries may come from anywhere)
     if requested == "auto":
-        return embedder.model_id.split(":", 1)[0]
+        return resolve_auto()
     folder = Path(requested).expanduser()
     return str(folder.resolve()) if folder.is_dir() else requested
 

@@ -56,3 +56,9 @@ def test_batch_answers_every_question_in_order(
     assert [line["query"] for line in lines] == [q for q, _, _ in QUESTIONS]
     for line, (_, path, name) in zip(lines, QUESTIONS, strict=True):
         assert (line["results"][0]["path"], line["results"][0]["name"]) == (path, name)
+
+
+def test_auto_and_its_backend_share_one_loaded_model() -> None:
+    from codesearch.engine import get_embedder
+
+    assert get_embedder("auto", 32) is get_embedder("minilm", 32)

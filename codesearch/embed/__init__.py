@@ -6,6 +6,13 @@ Cheap to import: torch and transformers are imported only when a transformers ba
 
 from codesearch.embed.base import BackendInfo, Embedder
 from codesearch.embed.fake import FakeEmbedder
-from codesearch.embed.registry import available_backends, load_embedder
+from codesearch.embed.registry import available_backends, load_embedder, resolve_auto
 
-__all__ = ["BackendInfo", "Embedder", "FakeEmbedder", "available_backends", "load_embedder"]
+__all__ = [
+    "BackendInfo",
+    "Embedder",
+    "FakeEmbedder",
+    "available_backends",
+    "load_embedder",
+    "resolve_auto",
+]

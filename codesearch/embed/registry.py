@@ -97,7 +97,8 @@ def available_backends() -> list[BackendInfo]:
 MINILM_MAX_TOKENS = 128
 
 
-def _resolve_auto() -> str:
+def resolve_auto() -> str:
+    """The backend name that `auto` stands for on this machine."""
     # Later: return "jina-v4" when _jina_info().usable (a CUDA GPU and its weights are present).
     return "minilm"
 
@@ -108,7 +109,7 @@ def load_embedder(
     """Load a backend by name, local folder or cached HF id. Raises ModelUnavailable."""
     name = (name or "auto").strip()
     if name == "auto":
-        name = _resolve_auto()
+        name = resolve_auto()
     if name == "fake":
         from codesearch.embed.fake import FakeEmbedder
 
