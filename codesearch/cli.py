@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     except CodesearchError as exc:
         print(f"codesearch: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `codesearch ... | head`: an OSError, but not an error
+        return 0
     except OSError as exc:  # the data dir or a file we must write: one line, no traceback
         where = f": {exc.filename}" if exc.filename else ""
         print(f"codesearch: error: {exc.strerror or exc}{where}", file=sys.stderr)
@@ -136,8 +138,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("codesearch: interrupted (finished files are kept in the index)", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 def _settings(args: argparse.Namespace):  # -> Settings, lazily imported

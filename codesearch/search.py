@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from codesearch.chunk.pieces import PART_MARKER
 from codesearch.embed import Embedder
 from codesearch.store import Store, StoredChunk
 from codesearch.types import Chunk, Filters, Hit
@@ -15,12 +15,14 @@ SNIPPET_LINES = 12
 
 @dataclass(frozen=True)
 class Fusion:
-    """Reciprocal rank fusion: score = sum over rankers of weight / (rrf_k + rank).
+    """How the vector and BM25 rankings become one.
 
-    The defaults were chosen with benchmarks/tune_fusion.py (numbers in RESULTS.md)."""
+    mode "score": each ranker's scores min-max normalised over its candidates, then a weighted
+    sum; "z": the same with z-scores; "rrf": reciprocal rank fusion, sum of weight / (rrf_k +
+    rank). Chunks containing the question verbatim get ``phrase_bonus`` on top. The defaults
+    were chosen with benchmarks/tune_fusion.py (numbers in benchmarks/RESULTS.md)."""
 
-    mode: str = "score"  # "score": min-max normalised scores, weighted sum; "z": z-scores;
-    # "rrf": reciprocal ranks
+    mode: str = "score"
     rrf_k: int = 60
     vector_weight: float = 1.25
     lexical_weight: float = 1.0
@@ -153,14 +155,11 @@ def collapse(
     return hits
 
 
-_PART = re.compile(r" \(part \d+/\d+\)")
-
-
 def _symbol_key(c: Chunk) -> tuple[object, ...]:
     """Parts of one split definition share a key (their headers differ only in the part
     marker); everything else, overloads included, keeps its own."""
-    if c.name and _PART.search(c.header):
-        return (c.path, c.kind, c.name, _PART.sub("", c.header))
+    if c.name and PART_MARKER.search(c.header):
+        return (c.path, c.kind, c.name, PART_MARKER.sub("", c.header))
     return (c.path, c.kind, c.name, c.start_line, c.end_line)
 
 

@@ -307,3 +307,13 @@ def test_everyday_form_takes_search_options_first(
     assert main(["-k", "2", "--json", "thumbnail image resize"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert len(out["results"]) == 2 and out["results"][0]["name"] == "Image.thumbnail"
+
+
+def test_broken_pipe_is_not_an_error(indexed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import codesearch.cli as cli
+
+    def closed_pipe(args):  # type: ignore[no-untyped-def]
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setitem(cli.HANDLERS, "search", closed_pipe)
+    assert main(["search", "retry", "--repo", str(indexed)]) == 0

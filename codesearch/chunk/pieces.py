@@ -6,6 +6,7 @@ Rows are 0-based and inclusive everywhere in this package; `Chunk` lines are 1-b
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 
 from codesearch.types import Chunk
@@ -170,6 +171,10 @@ def split_by_units(
         if rng is not None:
             parts.append(rng)
     return parts or [(start, end)]
+
+
+# What add_part writes, for readers that need to see which chunks are parts of one definition.
+PART_MARKER = re.compile(r" \(part \d+/\d+\)")
 
 
 def add_part(header: str, index: int, total: int) -> str:
