@@ -3,8 +3,12 @@
 codesearch "where is the retry backoff computed"      # search the repo holding the cwd
 codesearch index [PATH]                               # index or update a repository
 codesearch search QUERY --repo PATH [-k N] [--json] [--batch FILE]
+codesearch add PATH / remove PATH / repos             # what the daemon watches
+codesearch daemon start|stop|restart|status|logs|install
 codesearch status [PATH]
 codesearch models
+
+Searches go through the background daemon (started on first use) unless --no-daemon.
 """
 
 from __future__ import annotations
@@ -12,14 +16,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codesearch import __version__
 from codesearch.chunk.languages import LANGUAGES
-from codesearch.types import KINDS, BadInput, CodesearchError, Filters
+from codesearch.types import KINDS, BadInput, CodesearchError, Filters, Hit
 
-COMMANDS = ("index", "search", "status", "models")
+if TYPE_CHECKING:
+    from codesearch.config import Settings
+
+COMMANDS = ("index", "search", "status", "models", "add", "remove", "repos", "daemon")
+DAEMON_ACTIONS = ("start", "stop", "restart", "status", "logs", "install")
 TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
 
 EPILOG = """\
@@ -28,7 +38,9 @@ examples:
   codesearch "where is the retry backoff computed"     ask a question about it
   codesearch search "parse config" --lang python --path 'src/' -k 5
   codesearch search "open a session" --repo ~/src/app --json
+  codesearch add ~/src/app                             watch a repository: always fresh
   codesearch status
+  codesearch daemon logs -n 50
 """
 
 
@@ -99,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", help="refuse to search if the index was built with another model")
     p.add_argument(
+        "--no-daemon",
+        action="store_true",
+        help="search in this process, without the background daemon",
+    )
+    p.add_argument(
         "--snippet-lines",
         type=int,
         default=6,
@@ -106,9 +123,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="snippet lines per result in human output (default 6, 0 = none)",
     )
 
-    p = sub.add_parser("status", help="what is indexed, with which model, how big")
-    p.add_argument("path", nargs="?", default=".", help="repository folder (default: .)")
+    p = sub.add_parser("status", help="the daemon, and what is indexed: model, size, freshness")
+    p.add_argument(
+        "path",
+        nargs="?",
+        default=None,
+        help="repository folder (default: the indexed one holding ., else every watched one)",
+    )
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("add", help="index a repository and keep it fresh (the daemon watches it)")
+    p.add_argument("path", nargs="?", default=".", help="repository folder (default: .)")
+    p.add_argument(
+        "--no-wait", action="store_true", help="return at once; indexing goes on in the daemon"
+    )
+
+    p = sub.add_parser("remove", help="stop watching a repository (its index is kept)")
+    p.add_argument("path", nargs="?", default=".", help="repository folder (default: .)")
+
+    p = sub.add_parser("repos", help="list the repositories the daemon watches")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("daemon", help="run and manage the background daemon")
+    p.add_argument("action", choices=DAEMON_ACTIONS, help=" | ".join(DAEMON_ACTIONS))
+    p.add_argument(
+        "--foreground", action="store_true", help="start: run in this terminal (service managers)"
+    )
+    p.add_argument("-n", "--lines", type=int, default=40, help="logs: how many lines (default 40)")
+    p.add_argument("-f", "--follow", action="store_true", help="logs: keep printing new lines")
 
     p = sub.add_parser("models", help="list embedding backends and whether they are usable here")
     p.add_argument("--json", action="store_true")
@@ -140,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _settings(args: argparse.Namespace):  # -> Settings, lazily imported
+def _settings(args: argparse.Namespace) -> Settings:
     from codesearch.config import load_settings
 
     settings = load_settings()
@@ -174,24 +216,54 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from codesearch.engine import RepoSearch, locate_repo
-    from codesearch.paths import resolve_root
-    from codesearch.render import Style, format_hits, use_color
-    from codesearch.search import SearchOptions
-
     if args.k <= 0:
         raise BadInput("-k must be a positive number")
     queries = _read_batch(args.batch) if args.batch else [" ".join(args.query)]
     if not args.batch and not queries[0].strip():
         raise BadInput('empty query: ask a question, e.g. codesearch "where is auth handled"')
     settings = _settings(args)
+    filters = Filters(tuple(args.lang), tuple(args.path), tuple(args.kind))
+    results = None
+    if settings.daemon and not args.no_daemon:
+        from codesearch import cli_daemon
+
+        answer = cli_daemon.search(
+            settings,
+            {
+                "queries": queries,
+                "k": args.k,
+                "filters": {
+                    "languages": list(filters.languages),
+                    "path_globs": list(filters.path_globs),
+                    "kinds": list(filters.kinds),
+                },
+                "repo": str(Path(args.repo).expanduser().absolute()) if args.repo else None,
+                "cwd": str(Path.cwd()),
+                "model": args.model,
+            },
+        )
+        if answer is not None:
+            results = [[Hit(**h) for h in one] for one in answer["results"]]
+    if results is None:
+        results = _search_here(args, settings, queries, filters)
+    return _print_results(args, queries, results)
+
+
+def _search_here(
+    args: argparse.Namespace, settings: Settings, queries: list[str], filters: Filters
+) -> list[list[Hit]]:
+    from codesearch.engine import RepoSearch, locate_repo
+    from codesearch.paths import resolve_root
+    from codesearch.search import SearchOptions
+
     root = resolve_root(Path(args.repo)) if args.repo else locate_repo(Path.cwd(), settings)
-    options = SearchOptions(
-        k=args.k,
-        filters=Filters(tuple(args.lang), tuple(args.path), tuple(args.kind)),
-    )
     with RepoSearch(root, settings, model=args.model) as repo:
-        results = repo.search_many(queries, options)
+        return repo.search_many(queries, SearchOptions(k=args.k, filters=filters))
+
+
+def _print_results(args: argparse.Namespace, queries: list[str], results: list[list[Hit]]) -> int:
+    from codesearch.render import Style, format_hits, use_color
+
     if args.batch:
         for query, hits in zip(queries, results, strict=True):
             print(json.dumps({"query": query, "results": [h.to_json() for h in hits]}))
@@ -219,37 +291,18 @@ def _read_batch(name: str) -> list[str]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from codesearch.engine import index_status, locate_repo
+    from codesearch import cli_daemon
 
-    settings = _settings(args)
-    root = locate_repo(Path(args.path), settings)
-    st = index_status(root, settings)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "root": str(st.root),
-                    "index": str(st.index_path),
-                    "model": st.model_id,
-                    "files": st.files,
-                    "chunks": st.chunks,
-                    "vectors": st.vectors,
-                    "bytes": st.bytes,
-                    "languages": st.languages,
-                    "kinds": st.kinds,
-                },
-                indent=2,
-            )
-        )
-        return 0
-    langs = ", ".join(f"{k} {v}" for k, v in sorted(st.languages.items(), key=lambda x: -x[1]))
-    print(f"repository  {st.root}")
-    print(f"index       {st.index_path} ({st.bytes / 1e6:.1f} MB)")
-    print(f"model       {st.model_id}")
-    print(f"files       {st.files}")
-    print(f"chunks      {st.chunks} ({st.vectors} vectors)")
-    print(f"languages   {langs}")
-    return 0
+    return cli_daemon.cmd_status(args, _settings(args))
+
+
+def _daemon_command(name: str) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        from codesearch import cli_daemon
+
+        return getattr(cli_daemon, f"cmd_{name}")(args, _settings(args))
+
+    return handler
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -265,7 +318,16 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS = {"index": cmd_index, "search": cmd_search, "status": cmd_status, "models": cmd_models}
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "index": cmd_index,
+    "search": cmd_search,
+    "status": cmd_status,
+    "models": cmd_models,
+    "add": _daemon_command("add"),
+    "remove": _daemon_command("remove"),
+    "repos": _daemon_command("repos"),
+    "daemon": _daemon_command("daemon"),
+}
 
 
 if __name__ == "__main__":

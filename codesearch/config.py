@@ -25,6 +25,7 @@ class Settings:
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     include_secrets: bool = False  # index .env, *.pem, ... (off by default)
     batch_size: int = 32  # documents per embedder call
+    daemon: bool = True  # searches go through the background daemon (started on first use)
 
     @property
     def index_dir(self) -> Path:
@@ -52,6 +53,7 @@ _ENV = {
     "max_file_bytes": "CODESEARCH_MAX_FILE_BYTES",
     "include_secrets": "CODESEARCH_INCLUDE_SECRETS",
     "batch_size": "CODESEARCH_BATCH_SIZE",
+    "daemon": "CODESEARCH_DAEMON",
 }
 
 

@@ -1,8 +1,9 @@
 """One engine behind every face: open a repository's index with the right model, index it,
-search it. The CLI uses it in-process today; the daemon will own one later."""
+search it. The daemon owns one for all faces; the CLI uses it in-process with --no-daemon."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,14 +16,16 @@ from codesearch.store import Store
 from codesearch.types import Hit, IndexMissing, IndexStats, ModelMismatch, NotARepository
 
 _LOADED: dict[tuple[str, int], Embedder] = {}
+_LOADING = threading.Lock()
 
 
 def get_embedder(spec: str, batch_size: int) -> Embedder:
     """Load a model once per process (a daemon or a test session asks many times)."""
     key = (resolve_auto() if spec == "auto" else spec, batch_size)
-    if key not in _LOADED:
-        _LOADED[key] = load_embedder(spec, batch_size=batch_size)
-    return _LOADED[key]
+    with _LOADING:
+        if key not in _LOADED:
+            _LOADED[key] = load_embedder(spec, batch_size=batch_size)
+        return _LOADED[key]
 
 
 # meta keys
@@ -36,6 +39,7 @@ class IndexStatus:
     index_path: Path
     model_id: str
     model_spec: str
+    dim: int
     files: int
     chunks: int
     vectors: int
@@ -77,11 +81,25 @@ def index_repo(
         for suffix in ("", "-wal", "-shm"):
             Path(f"{index_path}{suffix}").unlink(missing_ok=True)
     with Store.open(index_path, create=True) as store:
-        requested = model or store.get_meta(META_MODEL_SPEC) or settings.model
-        embedder = embedder or get_embedder(requested, settings.batch_size)
-        store.set_meta(META_ROOT, str(root))
-        store.set_meta(META_MODEL_SPEC, _model_spec(requested))
+        embedder = prepare_writer(root, store, settings, model=model, embedder=embedder)
         return Indexer(root, store, embedder, settings, progress).run()
+
+
+def prepare_writer(
+    root: Path,
+    store: Store,
+    settings: Settings,
+    *,
+    model: str | None = None,
+    embedder: Embedder | None = None,
+) -> Embedder:
+    """The embedder that (re)builds ``store``: ``model`` when given, else the one that built
+    the index, else ``settings.model``; the index records the choice."""
+    requested = model or store.get_meta(META_MODEL_SPEC) or settings.model
+    embedder = embedder or get_embedder(requested, settings.batch_size)
+    store.set_meta(META_ROOT, str(root))
+    store.set_meta(META_MODEL_SPEC, _model_spec(requested))
+    return embedder
 
 
 def _model_spec(requested: str) -> str:
@@ -103,12 +121,13 @@ class RepoSearch:
         *,
         model: str | None = None,
         embedder: Embedder | None = None,
+        vector_cache: bool = False,
     ) -> None:
         self.root = root
         index_path = settings.index_path(root)
         if not index_path.exists():
             raise IndexMissing(f"no index for {root}: run `codesearch index {root}` first")
-        self.store = Store.open(index_path)
+        self.store = Store.open(index_path, vector_cache=vector_cache)
         try:
             spec = self.store.get_meta(META_MODEL_SPEC) or "minilm"
             if model and model not in ("auto", spec):
@@ -147,6 +166,7 @@ def index_status(root: Path, settings: Settings) -> IndexStatus:
             index_path=index_path,
             model_id=store.get_meta("model_id") or "",
             model_spec=store.get_meta(META_MODEL_SPEC) or "",
+            dim=int(store.get_meta("dim") or 0),
             files=stats.get("files", 0),
             chunks=stats.get("chunks", 0),
             vectors=stats.get("vectors", 0),

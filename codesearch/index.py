@@ -8,7 +8,7 @@ change (also after a rename or a revert) is never embedded twice.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,23 +17,21 @@ import numpy as np
 from codesearch.chunk import CHUNKER_VERSION, chunk_file
 from codesearch.config import Settings
 from codesearch.embed import Embedder
-from codesearch.paths import read_source, walk
+from codesearch.paths import in_scope, normalize_scope, read_source, walk
 from codesearch.store import Store
-from codesearch.types import Chunk, FileState, IndexStats, Skip, SourceFile, content_hash
+from codesearch.types import (
+    Chunk,
+    FileState,
+    IndexStats,
+    Progress,
+    Skip,
+    SourceFile,
+    content_hash,
+)
 
 # Documents embedded per embedder call: large enough for length-sorted batching to pay off,
 # small enough that progress stays smooth and an interrupt loses little.
 EMBED_GROUP = 256
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A snapshot for progress displays."""
-
-    files_done: int
-    files_total: int  # files that need (re)indexing in this run
-    chunks_embedded: int
-    elapsed: float
 
 
 ProgressFn = Callable[[Progress], None]
@@ -63,12 +61,19 @@ class Indexer:
         embedder: Embedder,
         settings: Settings,
         progress: ProgressFn | None = None,
+        *,
+        before_embed: Callable[[], None] | None = None,
+        embed_group: int = EMBED_GROUP,
     ) -> None:
+        """``before_embed`` is called right before every embedder call (a daemon yields to
+        queries there); ``embed_group`` is how many new chunks go to one embedder call."""
         self.root = root
         self.store = store
         self.embedder = embedder
         self.settings = settings
         self.progress = progress
+        self.before_embed = before_embed
+        self.embed_group = max(1, embed_group)
         self._started = 0.0
         self._files_total = 0
         self._files_done = 0
@@ -77,14 +82,18 @@ class Indexer:
         self._files_written = 0
         self._files_touched = 0  # stat changed, content did not
 
-    def run(self) -> IndexStats:
+    def run(self, scope: Collection[str] | None = None) -> IndexStats:
+        """Bring the index up to date: the whole repository, or with a ``scope``
+        (repository-relative paths, see :func:`codesearch.paths.walk`) only what lies in it,
+        with the same decisions a full run makes; files outside the scope are untouched."""
         self._started = time.monotonic()
         rebuilt = self.store.configure(
             model_id=self.embedder.model_id,
             dim=self.embedder.dim,
             chunker_version=CHUNKER_VERSION,
         )
-        found = walk(self.root, self.settings)
+        roots = None if scope is None else normalize_scope(scope)
+        found = walk(self.root, self.settings, roots)
         known = self.store.file_states()
         skipped: list[Skip] = list(found.skipped)
         todo = [f for f in found.files if not _unchanged(f, known.get(f.path))]
@@ -104,13 +113,14 @@ class Indexer:
                 continue
             pending.append(item)
             pending_new += len(item.chunks)
-            if pending_new >= EMBED_GROUP:
+            if pending_new >= self.embed_group:
                 self._flush(pending)
                 pending, pending_new = [], 0
         self._flush(pending)
 
         present = {f.path for f in found.files} - {s.path for s in skipped}
-        removed = [p for p in known if p not in present]
+        candidates = known if roots is None else [p for p in known if in_scope(p, roots)]
+        removed = [p for p in candidates if p not in present]
         for path in removed:
             self.store.remove_file(path)
         counts = self.store.stats()
@@ -152,6 +162,8 @@ class Indexer:
         missing = [h for h in hashes if h not in have]
         vectors: dict[str, np.ndarray] = {}
         if missing:
+            if self.before_embed is not None:
+                self.before_embed()
             matrix = self.embedder.embed_documents([hashes[h].embed_text() for h in missing])
             vectors = dict(zip(missing, matrix, strict=True))
         self._embedded += len(missing)

@@ -7,14 +7,21 @@ filters, each with a reason recorded in :attr:`Discovery.skipped`, checked in th
 ``minified``, ``generated``. An explicit ``!pattern`` in a ``.codesearchignore`` re-includes a
 vendored directory or a generated-by-name file (never a secret: that is ``include_secrets``).
 A skipped directory counts as one entry; the walk never descends into it.
+
+A *scope* (repository-relative POSIX paths, see :func:`normalize_scope`) restricts a walk to
+those paths and what lies inside them, with exactly the full walk's decisions: the walk still
+reads the ignore files of every ancestor on the way down, but lists only those ancestors and
+records nothing about the other entries it passes.
 """
 
 from __future__ import annotations
 
 import codecs
 import os
+import posixpath
 import re
 import stat
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,16 +100,66 @@ def relpath(root: Path, path: Path) -> str:
     return "." if rel == os.curdir else rel.replace(os.sep, "/")
 
 
+# ---------------------------------------------------------------------------- scopes
+
+
+class Scope(frozenset[str]):
+    """Normalised scope paths (see :func:`normalize_scope`); ``""`` stands for the whole repo."""
+
+
+def normalize_scope(scope: Collection[str]) -> Scope:
+    """The scope paths in normal form: POSIX, no leading ``./`` or trailing ``/`` (``""`` for
+    the whole repository, also from ``"."``), and none inside another one.
+
+    BadInput for an absolute path or one that climbs out of the repository."""
+    if isinstance(scope, Scope):
+        return scope
+    if isinstance(scope, str):
+        raise TypeError("scope must be a collection of paths, not a str")
+    norm: set[str] = set()
+    for raw in scope:
+        path = posixpath.normpath(raw) if raw else "."
+        if path.startswith("/") or path == ".." or path.startswith("../"):
+            raise BadInput(f"scope path is outside the repository: {raw}")
+        norm.add("" if path == "." else path)
+    if "" in norm:
+        return Scope({""})
+    return Scope(p for p in norm if not _under_any(posixpath.dirname(p), norm))
+
+
+def in_scope(path: str, scope: Collection[str]) -> bool:
+    """Whether the repository-relative ``path`` is a scope path or lies inside one."""
+    roots = normalize_scope(scope)
+    return "" in roots or _under_any(path, roots)
+
+
+def _under_any(path: str, roots: Collection[str]) -> bool:
+    """``path`` or one of its ancestors (not the root) is in ``roots``."""
+    while path:
+        if path in roots:
+            return True
+        path = path.rpartition("/")[0]
+    return False
+
+
 # ---------------------------------------------------------------------------- the walk
 
 
 class _Walker:
-    def __init__(self, root: Path, settings: Settings) -> None:
+    def __init__(self, root: Path, settings: Settings, scope: Scope | None = None) -> None:
         self.root = root
         self.root_str = str(root)
         self.settings = settings
         self.files: list[SourceFile] = []
         self.skipped: list[Skip] = []
+        # With a scope: the scope paths, and the directories on the way to them (proper
+        # ancestors, the root included) that are themselves outside the scope.
+        self.scope = None if scope is None or "" in scope else scope
+        self.ancestors: set[str] = set()
+        for path in self.scope or ():
+            while path:
+                path = path.rpartition("/")[0]
+                self.ancestors.add(path)
 
     def skip(self, rel: str, reason: str, detail: str = "") -> None:
         self.skipped.append(Skip(rel, reason, detail))
@@ -113,31 +170,51 @@ class _Walker:
         except OSError as exc:
             raise BadInput(f"cannot read directory: {self.root} ({exc.strerror or exc})") from None
         rules = ignore.IgnoreRules.for_root(self.root_str)
-        stack: list[tuple[str, str, ignore.IgnoreRules, list[os.DirEntry[str]] | None]] = [
-            (self.root_str, "", rules, top)
+        # (directory, its relative path, the rules of its parent, its entries if listed,
+        # whether it lies in the scope)
+        stack: list[tuple[str, str, ignore.IgnoreRules, list[os.DirEntry[str]] | None, bool]] = [
+            (self.root_str, "", rules, top, self.scope is None)
         ]
         while stack:
-            dir_abs, dir_rel, rules, entries = stack.pop()
+            dir_abs, dir_rel, rules, entries, inside = stack.pop()
             if entries is None:
                 try:
                     with os.scandir(dir_abs) as iterator:
                         entries = list(iterator)
                 except FileNotFoundError:
-                    self.skip(dir_rel, "vanished", "directory disappeared during the walk")
+                    if inside:
+                        self.skip(dir_rel, "vanished", "directory disappeared during the walk")
                     continue
                 except OSError as exc:
-                    self.skip(dir_rel, "unreadable", f"cannot list directory: {_why(exc)}")
+                    if inside:
+                        self.skip(dir_rel, "unreadable", f"cannot list directory: {_why(exc)}")
                     continue
             names = {entry.name for entry in entries}
             rules = rules.child(dir_abs, dir_rel, names)
             for entry in entries:
                 rel = f"{dir_rel}/{entry.name}" if dir_rel else entry.name
-                subdir = self.entry(entry, rel, rules, names)
-                if subdir:
-                    stack.append((entry.path, rel, rules, None))
+                if inside or (self.scope is not None and rel in self.scope):
+                    if self.entry(entry, rel, rules, names):
+                        stack.append((entry.path, rel, rules, None, True))
+                elif rel in self.ancestors and self.passes(entry, rel, rules, names):
+                    stack.append((entry.path, rel, rules, None, False))
         files = tuple(sorted(self.files, key=lambda f: f.path))
         skipped = tuple(sorted(self.skipped, key=lambda s: (s.path, s.reason)))
         return Discovery(self.root, files, skipped)
+
+    def passes(
+        self, entry: os.DirEntry[str], rel: str, rules: ignore.IgnoreRules, names: set[str]
+    ) -> bool:
+        """Whether the full walk descends into this out-of-scope entry; records nothing."""
+        try:
+            if not entry.is_dir(follow_symlinks=False):
+                return False
+        except OSError:
+            return False
+        mark = len(self.skipped)
+        descend = self.entry(entry, rel, rules, names)  # a directory: at most one skip
+        del self.skipped[mark:]
+        return descend
 
     def entry(
         self, entry: os.DirEntry[str], rel: str, rules: ignore.IgnoreRules, names: set[str]
@@ -229,9 +306,17 @@ class _Walker:
         self.files.append(SourceFile(rel, Path(entry.path), st.st_size, st.st_mtime_ns))
 
 
-def walk(root: Path, settings: Settings) -> Discovery:
-    """Every file under ``root`` to index, and every path left out with its reason."""
-    return _Walker(Path(os.path.realpath(root)), settings).run()
+def walk(root: Path, settings: Settings, scope: Collection[str] | None = None) -> Discovery:
+    """Every file under ``root`` to index, and every path left out with its reason.
+
+    With a ``scope`` (repository-relative POSIX paths of files or folders, existing or not;
+    ``""`` or ``"."`` for the whole repository): the full walk's result restricted to the
+    paths :func:`in_scope` accepts, found by listing only the directories on the way to the
+    scope paths and inside them. A scope path below something the full walk does not enter
+    (an ignored or vendored directory, ``.git``, a symlink) yields nothing.
+    """
+    norm = None if scope is None else normalize_scope(scope)
+    return _Walker(Path(os.path.realpath(root)), settings, norm).run()
 
 
 # ---------------------------------------------------------------------------- reading

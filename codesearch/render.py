@@ -6,10 +6,12 @@ import os
 import sys
 import time
 from collections import Counter
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from codesearch.index import Progress
 from codesearch.types import Hit, IndexStats
+
+if TYPE_CHECKING:  # the client path must stay light: no numpy, no tree-sitter
+    from codesearch.index import Progress
 
 _CODES = {"path": "35", "line": "32", "kind": "36", "name": "1", "dim": "2", "score": "33"}
 

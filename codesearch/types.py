@@ -120,6 +120,16 @@ class IndexStats:
     rebuilt: bool = False  # the model, dimension or chunker changed: everything was redone
 
 
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot of an index run, for progress displays."""
+
+    files_done: int
+    files_total: int  # files that need (re)indexing in this run
+    chunks_embedded: int
+    elapsed: float
+
+
 class CodesearchError(Exception):
     """An error with a clear one-line message for the user."""
 

@@ -20,6 +20,8 @@ def isolated_home(
     monkeypatch.setenv("CODESEARCH_HOME", str(home))
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.delenv("CODESEARCH_MODEL", raising=False)
+    # Searches stay in-process unless a test starts a daemon (tests/test_daemon.py).
+    monkeypatch.setenv("CODESEARCH_DAEMON", "0")
     return home
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from codesearch.cli import EPILOG, build_parser, main
+from codesearch.cli import COMMANDS, EPILOG, build_parser, main
 
 RESULT_KEYS = {"path", "start_line", "end_line", "kind", "name", "language", "score", "snippet"}
 
@@ -64,7 +64,10 @@ def test_filters(indexed: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_status_reports_the_index(indexed: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", str(indexed), "--json"]) == 0
-    st = json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out)
+    assert out["daemon"] is None  # none runs in this test
+    (st,) = out["repos"]
+    assert st["root"] == str(indexed) and st["state"] == "not watched"
     assert st["files"] == 7 and st["chunks"] > 10
     assert st["model"].startswith("minilm")
     assert st["languages"]["python"] >= 5
@@ -158,7 +161,7 @@ def test_help_examples_parse() -> None:
         if line.startswith("codesearch "):
             command = line.split("  ")[0].split()[1:]
             argv = [a.strip("'\"") for a in command]
-            if argv[0] not in ("index", "search", "status", "models"):
+            if argv[0] not in COMMANDS:
                 argv = ["search", " ".join(argv)]
             parser.parse_args(argv)
 
@@ -187,7 +190,7 @@ def test_reindex_keeps_the_model_that_built_the_index(
     assert main(["index", str(demo_repo)]) == 0  # no --model: stays on the index's model
     assert "rebuilt" not in capsys.readouterr().err
     assert main(["status", str(demo_repo), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["model"].startswith("fake:")
+    assert json.loads(capsys.readouterr().out)["repos"][0]["model"].startswith("fake:")
     assert main(["index", str(demo_repo), "--model", "minilm"]) == 0  # an explicit switch
     assert "rebuilt" in capsys.readouterr().err
     assert main(["search", "retry", "--repo", str(demo_repo), "--json"]) == 0
@@ -226,7 +229,7 @@ def test_readme_commands_parse() -> None:
             a.strip("'\"")
             for a in command.replace("[", " ").replace("]", " ").replace("...", "").split()
         ][1:]
-        if argv[0] not in ("index", "search", "status", "models"):
+        if argv[0] not in COMMANDS:
             argv = ["search", "question"]
         argv = [a for a in argv if a not in ("QUESTION", "PATH") or argv[0] != "index"]
         parser.parse_args([a if a != "QUESTION" else "question" for a in argv])
@@ -289,7 +292,7 @@ def test_a_relative_model_folder_is_remembered_absolutely(
     assert main(["search", "thumbnail", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["results"][0]["name"] == "Image.thumbnail"
     assert main(["status", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["model"].startswith("hf:mini@")
+    assert json.loads(capsys.readouterr().out)["repos"][0]["model"].startswith("hf:mini@")
 
 
 def test_unknown_language_is_refused_with_the_choices(capsys: pytest.CaptureFixture[str]) -> None:

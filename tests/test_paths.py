@@ -18,7 +18,9 @@ from codesearch.config import Settings
 from codesearch.paths import (
     Discovery,
     find_repo_root,
+    in_scope,
     is_inside,
+    normalize_scope,
     read_source,
     relpath,
     resolve_root,
@@ -654,6 +656,180 @@ def test_walk_is_fast_on_3000_files(tmp_path: Path, settings: Settings) -> None:
     assert elapsed < 2.0, elapsed
 
 
+# ---------------------------------------------------------------------------- scoped walks
+
+
+def test_normalize_scope_and_in_scope() -> None:
+    assert normalize_scope(["./a/", "a/b.py", "c//d/", "c/d/e", "x/./y"]) == {"a", "c/d", "x/y"}
+    assert normalize_scope(["a", "."]) == {""}
+    assert normalize_scope([""]) == {""}
+    assert normalize_scope([]) == set()
+    assert normalize_scope(["ab", "a"]) == {"a", "ab"}  # a prefix of the name is not a parent
+    for bad in ["/etc/passwd", "..", "../x", "a/../../x"]:
+        with pytest.raises(BadInput, match="outside the repository"):
+            normalize_scope([bad])
+    assert in_scope("a/b/c.py", ["./a/"])
+    assert in_scope("a", ["a"])
+    assert not in_scope("ab/c.py", ["a"])
+    assert not in_scope("a", ["a/b"])
+    assert in_scope("anything/at/all", ["."])
+    assert not in_scope("a", [])
+
+
+def make_scoped_fixture(root: Path) -> Settings:
+    """The tricky ignore fixture plus every built-in filter: vendored and ignored build
+    directories, symlinks, a secret, a file over the size limit, an empty one, a lock file."""
+    make_tricky(root)
+    write(root, ".gitignore", TRICKY_IGNORES[".gitignore"] + "gen/\n")
+    for rel in [
+        "node_modules/pkg/index.js",
+        "web/node_modules/m.js",
+        "web/app.js",
+        "build/b.py",
+        "gen/g.py",
+        "gen/deeper/h.py",
+        "sub/deeper/more/m.py",
+        "real/r.py",
+    ]:
+        write(root, rel)
+    write(root, ".env", "TOKEN=1\n")
+    write(root, "sub/.env.local", "TOKEN=1\n")
+    write(root, "sub/big.py", "x = 1\n" * 1000)
+    write(root, "sub/empty.py", "")
+    write(root, "web/package-lock.json", "{}\n")
+    write(root, "web/logo.png", "not really\n")
+    (root / "link-dir").symlink_to("real")
+    (root / "sub/link.py").symlink_to("../main.py")
+    (root / "dangling").symlink_to("nowhere")
+    return Settings(home=root.parent / "_home", max_file_bytes=2000)
+
+
+def every_path(root: Path) -> list[str]:
+    """Every file, directory and symlink below ``root`` (symlinks not followed)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            found.append(os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/"))
+    return sorted(found)
+
+
+def assert_scoped_equals_filtered(
+    root: Path, settings: Settings, full: Discovery, scope: list[str]
+) -> None:
+    d = walk(root, settings, scope)
+    assert d.root == full.root
+    assert d.files == tuple(f for f in full.files if in_scope(f.path, scope)), scope
+    assert d.skipped == tuple(s for s in full.skipped if in_scope(s.path, scope)), scope
+
+
+def test_scoped_walk_equals_the_full_walk_filtered(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    settings = make_scoped_fixture(root)
+    full = walk(root, settings)
+    skipped = skip_map(full)
+    # the fixture exercises what it should
+    assert {"vcs", "ignored", "vendored", "secret", "too-large", "empty", "generated"} <= set(
+        skipped.values()
+    )
+    assert {"link-dir", "sub/link.py", "dangling"} <= set(skipped)
+    assert walk(root, settings, None) == full
+    for scope in [[""], ["."], ["./"], ["sub", "."]]:
+        assert walk(root, settings, scope) == full
+    # every path in the tree (and a few that do not exist), alone and in combinations
+    singles = [*every_path(root), "missing.py", "missing/dir/x.py", "main.py/below-a-file"]
+    for rel in singles:
+        assert_scoped_equals_filtered(root, settings, full, [rel])
+    for scope in [
+        [],
+        ["./sub/", "sub/s.log", "sub/deeper/d.txt"],
+        ["foo/keep.txt", "foo/bar/y.py", "excluded_dir/re.txt", "sub/nested/n.py"],
+        ["node_modules/pkg/index.js", "gen/deeper/h.py", "build/b.py", "link-dir/r.py"],
+        ["node_modules", "web", ".git", ".env", "sub/big.py", "deep/a"],
+        ["docs/a/b/draft.md", "x/deep/a/b/c.py", "logs/.gitkeep", "unicode-é.py"],
+    ]:
+        assert_scoped_equals_filtered(root, settings, full, scope)
+
+
+def test_scoped_walk_below_skipped_directories_yields_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    settings = make_scoped_fixture(root)
+    for rel in [
+        "node_modules/pkg/index.js",  # vendored
+        "web/node_modules",  # vendored, nested
+        "gen/deeper/h.py",  # ignored by the root .gitignore
+        "sub/nested/n.py",  # ignored by sub/.gitignore
+        "excluded_dir/re.txt",  # negated, but its directory is excluded
+        ".git/info/exclude",  # vcs
+        "link-dir/r.py",  # through a symlinked directory
+    ]:
+        d = walk(root, settings, [rel])
+        assert d.files == () and all(s.path == rel for s in d.skipped), rel
+    assert skip_map(walk(root, settings, ["gen"])) == {"gen": "ignored"}
+    assert skip_map(walk(root, settings, ["web/node_modules"])) == {"web/node_modules": "vendored"}
+    assert skip_map(walk(root, settings, [".git"])) == {".git": "vcs"}
+    assert skip_map(walk(root, settings, ["link-dir"])) == {"link-dir": "symlink-duplicate"}
+    assert skip_map(walk(root, settings, ["sub/.env.local", "sub/big.py"])) == {
+        "sub/.env.local": "secret",
+        "sub/big.py": "too-large",
+    }
+    # a negation in a nested .gitignore still applies to a file named alone
+    assert files_of(walk(root, settings, ["sub/deeper/d.txt"])) == ["sub/deeper/d.txt"]
+    assert skip_map(walk(root, settings, ["sub/notes.txt"])) == {"sub/notes.txt": "ignored"}
+
+
+def test_scoped_walk_lists_only_the_ancestors(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, ".gitignore", "*.log\n")
+    for i in range(2000):
+        write(tmp_path, f"d{i % 20}/s{i % 5}/f{i}.py", f"x = {i}\n")
+    write(tmp_path, "d3/s3/.gitignore", "skip-*.py\n")
+    write(tmp_path, "d3/s3/skip-me.py")
+    write(tmp_path, "d3/s3/deep/z.py")
+    listed: list[str] = []
+    real_scandir = os.scandir
+
+    def spy(path: Any) -> Any:
+        listed.append(os.path.relpath(path, tmp_path).replace(os.sep, "/"))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", spy)
+    d = walk(tmp_path, settings, ["d3/s3/f1003.py", "d3/s3/skip-me.py"])
+    assert files_of(d) == ["d3/s3/f1003.py"]
+    assert skip_map(d) == {"d3/s3/skip-me.py": "ignored"}
+    assert sorted(listed) == [".", "d3", "d3/s3"]
+
+    listed.clear()
+    d = walk(tmp_path, settings, ["d3/s3"])
+    assert sorted(listed) == [".", "d3", "d3/s3", "d3/s3/deep"]
+    assert len(d.files) == 100 + 2  # f3, f23, ... and .gitignore, deep/z.py
+    listed.clear()
+    assert walk(tmp_path, settings, ["nope/x.py", "d3/nope/y.py"]) == Discovery(
+        tmp_path.resolve(), (), ()
+    )
+    assert sorted(listed) == [".", "d3"]
+
+
+def test_scoped_walk_unreadable_directories(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, "locked/inner/b.py")
+    write(tmp_path, "ok/a.py")
+    real_scandir = os.scandir
+
+    def scandir(path: Any) -> Any:
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert skip_map(walk(tmp_path, settings, ["locked"])) == {"locked": "unreadable"}
+    assert walk(tmp_path, settings, ["locked/inner/b.py"]).skipped == ()  # not in scope
+    assert files_of(walk(tmp_path, settings, ["ok", "locked/inner"])) == ["ok/a.py"]
+
+
 # ---------------------------------------------------------------------------- read_source
 
 
@@ -808,4 +984,6 @@ def test_relpath(tmp_path: Path) -> None:
 
 
 def test_module_surface() -> None:
-    assert {"Discovery", "walk", "read_source", "is_inside", "relpath"} <= set(dir(paths))
+    assert {"Discovery", "walk", "read_source", "is_inside", "relpath", "in_scope"} <= set(
+        dir(paths)
+    )

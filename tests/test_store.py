@@ -537,3 +537,292 @@ def test_bm25_never_raises_on_user_input(
     put(store, "a.py", [chunk("a.py", "retry", "def retry(): pass # 日本語 é")], rng)
     assert isinstance(store.bm25(query, 5), list)
     assert store.stats()["chunks"] == 1
+
+
+# -- the in-memory vector cache ------------------------------------------------------------------
+
+
+def _same_knn(cached: Store, plain: Store, query: np.ndarray, k: int, filters: Filters) -> None:
+    """The cache gives vec0's answer: same chunks in the same order, same distances."""
+    want = plain.knn(query, k, filters)
+    got = cached.knn(query, k, filters)
+    assert [cid for cid, _ in got] == [cid for cid, _ in want]
+    assert [d for _, d in got] == pytest.approx([d for _, d in want], abs=1e-5)
+
+
+def _everything(cached: Store, plain: Store, rng: np.random.Generator, dim: int = DIM) -> None:
+    """Both paths agree on a full ranking, so the cache holds exactly the store's vectors."""
+    n = plain.stats()["chunks"] + 5
+    for _ in range(3):
+        _same_knn(cached, plain, unit(rng, dim), n, Filters())
+    assert cached._cache is not None
+    assert sorted(cached._cache.ids.tolist()) == sorted(
+        r[0] for r in plain._conn.execute("SELECT id FROM vectors")
+    )
+
+
+KNN_FILTERS = [
+    Filters(),
+    Filters(languages=("go",)),
+    Filters(kinds=("class",)),
+    Filters(path_globs=("tests/",)),
+    Filters(path_globs=("*.rs",)),
+    Filters(languages=("python", "rust"), kinds=("function",), path_globs=("src",)),
+    Filters(kinds=("method",)),  # only the rare far chunk: the exact second pass
+    Filters(languages=("cobol",)),  # nothing
+]
+
+
+def test_vector_cache_gives_vec0_results(store: Store, rng: np.random.Generator) -> None:
+    vectors = _corpus(store, rng, n=300)
+    rare = [chunk("vendor/x.go", "Rare", "func Rare() {}", language="go", kind="method")]
+    store.replace_file(state("vendor/x.go"), rare, {rare[0].content_hash: -vectors[0]})
+    # the first chunk's text and header in another file: the two share one vector
+    twin = Chunk("tests/twin.py", "python", "function", "twin", 1, 1, "body 0 0", "# tests/m0.py")
+    store.replace_file(state("tests/twin.py"), [twin], {})
+    store.remove_file("src/m1.go")  # orphan vectors: in the cache, but no chunk
+    with Store.open(store.path, vector_cache=True) as cached:
+        assert cached._cache is not None and len(cached._cache) == store.stats()["vectors"]
+        for filters in KNN_FILTERS:
+            for k in (1, 3, 10, 80, 400):
+                _same_knn(cached, store, unit(rng), k, filters)
+            _same_knn(cached, store, vectors[0], 1, filters)
+        assert cached.knn(unit(rng), 0) == []
+        with pytest.raises(ValueError):
+            cached.knn(np.ones(DIM + 1), 3)
+        near = cached.knn(vectors[0], 2)  # the vector shared by two chunks: both, tied
+        assert near[0][1] == pytest.approx(0.0, abs=1e-5) and near[1][1] == near[0][1]
+
+
+def test_vector_cache_follows_another_connection(store: Store, rng: np.random.Generator) -> None:
+    _corpus(store, rng, n=60)
+    cached = Store.open(store.path, vector_cache=True)
+    try:
+        _everything(cached, store, rng)
+        # appended: a new file, and a changed file (new vectors; its old ones become orphans)
+        put(store, "new.py", [chunk("new.py", "n", "def n(): pass")], rng)
+        changed = [chunk("src/m1.go", "g", "func g() {}", language="go")]
+        put(store, "src/m1.go", changed, rng)
+        _everything(cached, store, rng)
+        store.remove_file("tests/m0.py")
+        _everything(cached, store, rng)
+        # deleted: orphans pruned, also rows in the middle of the cached matrix
+        assert store.prune_orphan_vectors(keep=0) > 0
+        _everything(cached, store, rng)
+        put(store, "after.py", [chunk("after.py", "a", "def a(): pass")], rng)
+        _everything(cached, store, rng)
+        # a new chunker: chunks go, vectors stay
+        assert store.configure(model_id="test-model", dim=DIM, chunker_version="c2") is True
+        assert cached.knn(unit(rng), 5) == []
+        _everything(cached, store, rng)
+        # a new model of the same dimension, then of another dimension
+        assert store.configure(model_id="m2", dim=DIM, chunker_version="c2") is True
+        assert len(cached._cache or ()) == 0 or cached.knn(unit(rng), 5) == []
+        _everything(cached, store, rng)
+        put(store, "m2.py", [chunk("m2.py", "x", "x = 2")], rng)
+        _everything(cached, store, rng)
+        assert store.configure(model_id="m3", dim=DIM * 2, chunker_version="c2") is True
+        big = [chunk("big.py", "b", "b = 1"), chunk("big.py", "c", "c = 1", start=2)]
+        store.replace_file(state("big.py"), big, {c.content_hash: unit(rng, DIM * 2) for c in big})
+        _everything(cached, store, rng, dim=DIM * 2)
+        with pytest.raises(ValueError):
+            cached.knn(unit(rng), 3)  # the old dimension
+    finally:
+        cached.close()
+
+
+def test_vector_cache_sees_its_own_writes(store: Store, rng: np.random.Generator) -> None:
+    with Store.open(store.path, vector_cache=True) as cached:
+        assert cached.knn(unit(rng), 5) == []
+        many = [chunk("a.py", f"f{i}", f"def f{i}(): pass", start=i + 1) for i in range(30)]
+        cached.replace_file(state("a.py"), many, vecs(many, rng))
+        _everything(cached, store, rng)
+        one = [chunk("b.py", "g", "def g(): pass")]
+        put(cached, "b.py", one, rng)  # a few rows: appended one by one
+        _everything(cached, store, rng)
+        cached.remove_file("a.py")
+        assert cached.prune_orphan_vectors(keep=3) == 27
+        _everything(cached, store, rng)
+        # no change: no refresh (the stamp still matches)
+        stamp = cached._cache.stamp if cached._cache else None
+        cached.knn(unit(rng), 5)
+        assert cached._cache is not None and cached._cache.stamp == stamp
+
+
+def test_vector_cache_on_an_unconfigured_index(tmp_path: Path, rng: np.random.Generator) -> None:
+    path = tmp_path / "i.sqlite"
+    with Store.open(path, create=True, vector_cache=True) as cached:
+        with pytest.raises(CodesearchError, match="no model configured"):
+            cached.knn(unit(rng), 3)
+        cached.configure(model_id="m", dim=DIM, chunker_version="c")
+        assert cached.knn(unit(rng), 3) == []
+        put(cached, "a.py", [chunk("a.py", "f", "def f(): pass")], rng)
+        assert len(cached.knn(unit(rng), 3)) == 1
+
+
+def test_zero_vectors_are_orthogonal_to_everything(store: Store, rng: np.random.Generator) -> None:
+    a = [chunk("a.py", "zero", "def zero(): pass")]
+    store.replace_file(state("a.py"), a, {a[0].content_hash: np.zeros(DIM, dtype=np.float32)})
+    put(store, "b.py", [chunk("b.py", "b", "def b(): pass")], rng)
+    with Store.open(store.path, vector_cache=True) as cached:
+        for s in (store, cached):
+            hits = s.knn(unit(rng), 5)
+            assert len(hits) == 2 and 1.0 in [d for _, d in hits]
+            assert [d for _, d in s.knn(np.zeros(DIM), 5)] == [1.0, 1.0]
+
+
+# -- check -------------------------------------------------------------------------------------
+
+
+def test_check_is_empty_when_healthy(
+    store: Store, rng: np.random.Generator, tmp_path: Path
+) -> None:
+    assert store.check() == []
+    _corpus(store, rng, n=30)
+    store.remove_file("tests/m0.py")  # orphan vectors are fine
+    assert store.check() == []
+    with Store.open(tmp_path / "fresh.sqlite", create=True) as fresh:
+        assert fresh.check() == []
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (
+            ["DELETE FROM vectors WHERE id = 3"],
+            [
+                "1 chunks point to no vectors row (chunk ids 3)",
+                "1 rows of vec_chunks have no vectors row (ids 3)",
+            ],
+        ),
+        (
+            ["DELETE FROM vec_chunks WHERE rowid = 3"],
+            ["chunks point to no row of vec_chunks", "vectors rows have no row in vec_chunks"],
+        ),
+        (
+            ["INSERT INTO vec_chunks(rowid, embedding) VALUES (999, zeroblob(32))"],
+            ["1 rows of vec_chunks have no vectors row (ids 999)"],
+        ),
+        (["DELETE FROM chunks_fts WHERE rowid = 2"], ["1 chunks are missing from the full-text"]),
+        (
+            ["INSERT INTO chunks_fts(rowid, name, path, body) VALUES (777, 'x', 'y', 'z')"],
+            ["1 full-text index rows have no chunk (rowids 777)"],
+        ),
+        (["DELETE FROM files WHERE path = 'tests/m0.py'"], ["6 chunks belong to 1 paths", "m0"]),
+        (["DELETE FROM meta WHERE key = 'dim'"], ["meta has no dim but 18 chunks exist"]),
+        (
+            ["DELETE FROM meta WHERE key IN ('dim', 'model_id')"],
+            ["meta has no model_id or dim"],
+        ),
+        (["DROP TABLE vec_chunks"], ["the vector table vec_chunks is missing"]),
+        (
+            ["UPDATE meta SET value = '9' WHERE key = 'dim'"],
+            ["vector table holds 8-dim vectors, meta says 9"],
+        ),
+    ],
+)
+def test_check_reports_each_kind_of_damage(
+    store: Store, rng: np.random.Generator, damage: list[str], expected: list[str]
+) -> None:
+    _corpus(store, rng, n=18)
+    store._conn.execute("PRAGMA foreign_keys = OFF")  # the damage the constraints would stop
+    for sql in damage:
+        store._conn.execute(sql)
+    problems = store.check()
+    assert problems, damage
+    text = "\n".join(problems)
+    for part in expected:
+        assert part in text
+    assert all("\n" not in p for p in problems)
+
+
+def _real_index(path: Path, rng: np.random.Generator) -> None:
+    """An index of a few hundred pages: vectors, texts, FTS."""
+    with Store.open(path, create=True) as s:
+        s.configure(model_id="m", dim=64, chunker_version="c")
+        for f in range(60):
+            cs = [
+                chunk(f"f{f}.py", f"fn{f}_{i}", f"def fn{f}_{i}(): return {i}\n" * 12, start=i * 12)
+                for i in range(8)
+            ]
+            s.replace_file(state(f"f{f}.py"), cs, {c.content_hash: unit(rng, 64) for c in cs})
+
+
+def _overwrite(path: Path, offset: int, length: int) -> None:
+    garbage = np.random.default_rng(7).integers(0, 256, length, dtype=np.uint8).tobytes()
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(garbage)
+
+
+def _one_line_corrupt(path: Path, **kwargs: bool) -> None:
+    with pytest.raises(IndexCorrupt, match=r"corrupted .*--rebuild") as info:
+        Store.open(path, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_damaged_files_raise_index_corrupt_on_open(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    good = tmp_path / "good.sqlite"
+    _real_index(good, rng)
+    size = good.stat().st_size
+    assert size > 100 * 4096
+    cases = {
+        "garbage with a SQLite header": lambda p: p.write_bytes(
+            b"SQLite format 3\x00" + os.urandom(8192)
+        ),
+        "first page overwritten after the header": lambda p: _overwrite(p, 100, 3000),
+        "truncated": lambda p: os.truncate(p, size // 2),
+    }
+    for name, spoil in cases.items():
+        path = tmp_path / f"{name}.sqlite"
+        path.write_bytes(good.read_bytes())
+        spoil(path)
+        _one_line_corrupt(path)
+    # an SQLite file of another program, and one that lost a table
+    other = tmp_path / "other.sqlite"
+    conn = sqlean.connect(str(other))
+    conn.execute("CREATE TABLE notes(x)")
+    conn.commit()
+    conn.close()
+    _one_line_corrupt(other)
+    _one_line_corrupt(other, create=True)
+    assert (
+        sqlean.connect(str(other)).execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 1
+    )
+    lost = tmp_path / "lost.sqlite"
+    lost.write_bytes(good.read_bytes())
+    conn = sqlean.connect(str(lost))
+    conn.execute("DROP TABLE files")
+    conn.commit()
+    conn.close()
+    _one_line_corrupt(lost)
+
+
+def test_pages_overwritten_in_the_middle(tmp_path: Path, rng: np.random.Generator) -> None:
+    """Opening reads only the schema, so damage further in is found when it is read: every
+    operation either works or raises IndexCorrupt, and check() reports the damage."""
+    path = tmp_path / "index.sqlite"
+    _real_index(path, rng)
+    pages = path.stat().st_size // 4096
+    _overwrite(path, (pages // 2) * 4096, 4 * 4096)
+    _one_line_corrupt(path, vector_cache=True)  # loading every vector reads the damage
+    with Store.open(path) as s:
+        problems = s.check()
+        assert problems and all("\n" not in p for p in problems)
+        operations = [
+            lambda: s.stats(),
+            lambda: s.knn(unit(rng, 64), 5),
+            lambda: s.knn(unit(rng, 64), 5, Filters(kinds=("method",))),
+            lambda: s.bm25("fn3", 5),
+            lambda: s.all_chunks(),
+            lambda: s.file_states(),
+            lambda: s.chunks(range(1, 500)),
+            lambda: put(s, "new.py", [chunk("new.py", "n", "def n(): pass")], rng),
+        ]
+        for op in operations:
+            try:
+                op()
+            except IndexCorrupt as exc:
+                assert "\n" not in str(exc)

@@ -23,7 +23,9 @@ import sqlite_vec
 
 from codesearch.globs import any_path_matches
 from codesearch.store import fts
+from codesearch.store.check import find_problems
 from codesearch.store.migrations import NewerSchema, migrate
+from codesearch.store.vcache import VectorCache
 from codesearch.types import (
     Chunk,
     CodesearchError,
@@ -44,6 +46,7 @@ NO_FILTERS = Filters()
 _BATCH = 500  # ids per `IN (...)` list
 _CHUNK_COLUMNS = "id, path, language, kind, name, start_line, end_line, text, header"
 _CORRUPT_MARKERS = ("not a database", "malformed", "corrupt", "no such table", "no such column")
+_TABLES = ("meta", "files", "vectors", "chunks", "chunks_fts")  # what every migrated index has
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -56,7 +59,7 @@ class StoredChunk:
 
 
 def _translate(exc: Exception, path: Path) -> CodesearchError:
-    message = str(exc)
+    message = " ".join(str(exc).split())  # one line, whatever SQLite said
     lowered = message.lower()
     if "locked" in lowered or "busy" in lowered:
         return IndexLocked(f"index is locked by another codesearch process: {path}")
@@ -98,6 +101,16 @@ def _as_blob(vector: Any, dim: int) -> bytes:
     return array.tobytes()
 
 
+def _nearest(ids: np.ndarray, distances: np.ndarray, n: int) -> list[tuple[int, float]]:
+    """The ``n`` (id, distance) pairs of smallest distance, nearest first."""
+    if n < len(distances):
+        part = np.argpartition(distances, n - 1)[:n] if n > 0 else np.zeros(0, dtype=np.intp)
+    else:
+        part = np.arange(len(distances))
+    order = part[np.argsort(distances[part], kind="stable")]
+    return list(zip(ids[order].tolist(), distances[order].tolist(), strict=True))
+
+
 def _filtered(filters: Filters) -> bool:
     return bool(filters.languages or filters.kinds or filters.path_globs)
 
@@ -113,17 +126,31 @@ def _passes(filters: Filters, path: str, language: str, kind: str) -> bool:
 class Store:
     """The index of one repository. Open with :meth:`open`; safe to share between threads."""
 
-    def __init__(self, conn: Any, path: Path) -> None:
+    def __init__(self, conn: Any, path: Path, *, vector_cache: bool = False) -> None:
         self._conn = conn
         self.path = path
         self._lock = threading.RLock()
+        self._writes = 0  # transactions this connection wrote (data_version does not see them)
+        self._cache = VectorCache(VEC_TABLE) if vector_cache else None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     @classmethod
     def open(
-        cls, path: Path, *, create: bool = False, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
+        cls,
+        path: Path,
+        *,
+        create: bool = False,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        vector_cache: bool = False,
     ) -> Store:
+        """Open (or with ``create``, create) the index at ``path``.
+
+        ``vector_cache``: hold every vector in memory (4 bytes per dimension per vector, loaded
+        here) and answer :meth:`knn` with numpy instead of vec0: the same results, much faster,
+        for a process that answers many queries. The copy follows writes made through any
+        connection to the file.
+        """
         path = Path(path)
         if not path.exists():
             if not create:
@@ -147,9 +174,13 @@ class Store:
             conn.execute("PRAGMA foreign_keys = ON")
             if not create and cls._is_empty(conn):
                 raise IndexMissing(f"no index at {path}: run `codesearch index` first")
+            cls._check_schema(conn)
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             migrate(conn)
+            store = cls(conn, path, vector_cache=vector_cache)
+            if store._cache is not None:
+                store._refresh_cache()
         except NewerSchema as exc:
             conn.close()
             raise IndexCorrupt(
@@ -162,13 +193,26 @@ class Store:
         except BaseException:
             conn.close()
             raise
-        return cls(conn, path)
+        return store
 
     @staticmethod
     def _is_empty(conn: Any) -> bool:
         tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         return tables == 0 and version == 0
+
+    @staticmethod
+    def _check_schema(conn: Any) -> None:
+        """Cheap checks that this is a codesearch index (a full check reads every page)."""
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version == 0 and tables:
+            raise sqlean.DatabaseError(
+                "file is not a database: it has tables but no codesearch schema"
+            )
+        missing = [t for t in _TABLES if t not in tables]
+        if version > 0 and missing:
+            raise sqlean.DatabaseError(f"no such table: {', '.join(missing)}")
 
     @_guarded
     def close(self) -> None:
@@ -190,6 +234,20 @@ class Store:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
             raise
+        finally:
+            self._writes += 1
+
+    @contextmanager
+    def _read(self) -> Iterator[None]:
+        """One consistent snapshot for several statements."""
+        self._conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            # Nothing to commit; and unlike COMMIT, ROLLBACK does not fail after vec0 hit a
+            # damaged page inside the transaction.
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
 
     # -- metadata ----------------------------------------------------------------------------
 
@@ -413,6 +471,8 @@ class Store:
         blob = _as_blob(query, self._dim())
         if k <= 0:
             return []
+        if self._cache is not None:
+            return self._knn_cached(np.frombuffer(blob, dtype=np.float32), k, filters)
         factor = KNN_OVERFETCH_FILTERED if _filtered(filters) else KNN_OVERFETCH
         fetch = min(KNN_MAX_K, k * factor)
         rows = self._conn.execute(
@@ -432,11 +492,49 @@ class Store:
         ).fetchall()
         return self._chunk_hits(rows, filters)[:k]
 
+    def _knn_cached(self, query: np.ndarray, k: int, filters: Filters) -> list[tuple[int, float]]:
+        """:meth:`knn` over the in-memory vectors: the same steps, without vec0's limit on k."""
+        cache = self._refresh_cache()
+        ids = cache.ids
+        distances = cache.distances(query)
+        factor = KNN_OVERFETCH_FILTERED if _filtered(filters) else KNN_OVERFETCH
+        fetch = min(len(ids), k * factor)
+        hits = self._chunk_hits(_nearest(ids, distances, fetch), filters)
+        if len(hits) >= k or fetch == len(ids):
+            return hits[:k]
+        # Exact: the k nearest among the vectors of chunks that pass the filters' SQL part.
+        where, params = self._filter_sql(filters)
+        sql = f"SELECT c.vector_id FROM chunks c WHERE 1{where}"
+        wanted = np.array([r[0] for r in self._conn.execute(sql, params)], dtype=np.int64)
+        among = np.flatnonzero(np.isin(ids, wanted))
+        rows = _nearest(ids[among], distances[among], min(k, len(among)))
+        return self._chunk_hits(rows, filters)[:k]
+
+    def _refresh_cache(self) -> VectorCache:
+        """The vector cache, brought up to date if this or another connection wrote."""
+        cache = self._cache
+        assert cache is not None
+        # Read before the snapshot below: a commit in between only causes one more refresh.
+        stamp = (int(self._conn.execute("PRAGMA data_version").fetchone()[0]), self._writes)
+        if cache.stamp == stamp:
+            return cache
+        cache.stamp = None
+        try:
+            with self._read():
+                dim = self._meta("dim")
+                cache.refresh(self._conn, None if dim is None else int(dim))
+        except BaseException:
+            cache.clear()
+            raise
+        cache.stamp = stamp
+        return cache
+
     def _chunk_hits(
         self, rows: list[tuple[int, float]], filters: Filters
     ) -> list[tuple[int, float]]:
         """(chunk id, distance) for every chunk of the given vectors that passes the filters."""
-        distance = dict(rows)
+        # vec0 gives NULL for a zero vector; the cache gives 1.0 (orthogonal): so does this.
+        distance = {vid: 1.0 if d is None else float(d) for vid, d in rows}
         hits: list[tuple[int, float]] = []
         for batch in _batches(list(distance)):
             sql = (
@@ -445,7 +543,7 @@ class Store:
             )
             for cid, vid, path, language, kind in self._conn.execute(sql, list(batch)):
                 if _passes(filters, path, language, kind):
-                    hits.append((cid, float(distance[vid])))
+                    hits.append((cid, distance[vid]))
         hits.sort(key=lambda hit: (hit[1], hit[0]))
         return hits
 
@@ -498,6 +596,17 @@ class Store:
         return [cid for cid, _ in self._fts("body : " + expr, k, filters)]
 
     # -- reporting ---------------------------------------------------------------------------
+
+    @_guarded
+    def check(self) -> list[str]:
+        """Problems found in the index, one human-readable line each; empty when healthy.
+
+        Runs SQLite's ``quick_check`` (reads every page: seconds for a large index) and
+        compares the tables that must agree: chunks, vectors, the vec0 and FTS tables, files
+        and meta. Damage it reports is repaired by rebuilding the index.
+        """
+        with self._read():
+            return find_problems(self._conn, VEC_TABLE)
 
     @_guarded
     def stats(self) -> dict[str, int]:

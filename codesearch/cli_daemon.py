@@ -1,0 +1,301 @@
+"""The terminal face's daemon side: `daemon start|stop|...`, `add`, `remove`, `repos`,
+`status`, and searching through the daemon. Cheap to import (no torch, no numpy)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from codesearch.config import Settings
+from codesearch.daemon import lifecycle, registry
+from codesearch.daemon.client import Client, running
+from codesearch.daemon.protocol import DaemonUnavailable
+from codesearch.daemon.runtime import runtime
+from codesearch.types import BadInput
+
+
+def notice(message: str) -> None:
+    print(f"codesearch: {message}", file=sys.stderr)
+
+
+def connect(settings: Settings, start: bool) -> Client:
+    """A connection to the daemon, starting it (with a notice) when ``start``."""
+    try:
+        return Client.connect(settings)
+    except DaemonUnavailable:
+        if not start:
+            raise
+    lifecycle.start(settings, notice=notice)
+    return Client.connect(settings)
+
+
+def search(settings: Settings, params: dict[str, Any]) -> dict[str, Any] | None:
+    """Search through the daemon; None when no daemon can serve (the caller works in-process)."""
+    try:
+        client = connect(settings, start=True)
+    except DaemonUnavailable as exc:
+        notice(f"{exc}; searching in-process")
+        return None
+    with client:
+        answer = client.call("search", params)
+    for line in answer.get("notices", []):
+        notice(line)
+    return answer
+
+
+# ---------------------------------------------------------------------- daemon ...
+
+
+def cmd_daemon(args: argparse.Namespace, settings: Settings) -> int:
+    action = args.action
+    if action == "start":
+        if args.foreground:
+            from codesearch.daemon.server import serve
+
+            return serve(settings, foreground=True)
+        info = lifecycle.start(settings)
+        state = "already running" if info.get("already_running") else "started"
+        print(f"codesearch daemon {state} (pid {info['pid']}, socket {info['socket']})")
+        return 0
+    if action == "stop":
+        pid = lifecycle.stop(settings)
+        print("codesearch daemon was not running" if pid is None else f"stopped (pid {pid})")
+        return 0
+    if action == "restart":
+        lifecycle.stop(settings)
+        info = lifecycle.start(settings)
+        print(f"codesearch daemon restarted (pid {info['pid']})")
+        return 0
+    if action == "status":
+        info = running(settings)
+        if info is None:
+            print("codesearch daemon is not running (`codesearch daemon start`)")
+            return 1
+        print(_daemon_line(info))
+        return 0
+    if action == "logs":
+        return _logs(settings, args.lines, args.follow)
+    if action == "install":
+        path, text = lifecycle.install(settings)
+        print(f"wrote {path}:\n\n{text}")
+        print("enable it with:\n  systemctl --user daemon-reload")
+        print(f"  systemctl --user enable --now {lifecycle.UNIT_NAME}")
+        return 0
+    raise BadInput(f"unknown daemon action {action!r}")
+
+
+def _logs(settings: Settings, lines: int, follow: bool) -> int:
+    log = runtime(settings).log
+    if not log.exists():
+        print(f"no log yet at {log}", file=sys.stderr)
+        return 1
+    for line in lifecycle.read_log(settings, lines):
+        print(line)
+    if not follow:
+        return 0
+    with open(log, encoding="utf-8", errors="replace") as handle:
+        handle.seek(0, 2)
+        while True:
+            line = handle.readline()
+            if line:
+                print(line, end="", flush=True)
+            else:
+                time.sleep(0.25)
+
+
+def _daemon_line(info: dict[str, Any]) -> str:
+    return (
+        f"daemon      running (pid {info['pid']}, up {_ago(info['uptime_s'])}, "
+        f"RSS {info['rss_bytes'] / 1e6:.0f} MB, queue {info['queue_depth']}, "
+        f"{info.get('repos', 0)} repositories)"
+    )
+
+
+def _ago(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+# ---------------------------------------------------------------------- add / remove / repos
+
+
+def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
+    path = str(Path(args.path).expanduser().resolve())
+    with connect(settings, start=True) as client:
+        bar = _EventBar() if not args.no_wait else None
+        try:
+            answer = client.call("add", {"path": path, "wait": not args.no_wait}, on_event=bar)
+        finally:
+            if bar is not None:
+                bar.close()
+    verb = "watching" if answer["added"] else "already watching"
+    print(
+        f"{verb} {answer['root']}: {answer.get('files', 0)} files, "
+        f"{answer.get('chunks', 0)} chunks ({answer['state']})"
+    )
+    return 0
+
+
+class _EventBar:
+    """Progress events from the daemon, drawn with the CLI's progress bar."""
+
+    def __init__(self) -> None:
+        from codesearch.render import ProgressBar
+
+        self.bar = ProgressBar()
+        self.started = time.monotonic()
+
+    def __call__(self, name: str, data: dict[str, Any]) -> None:
+        if name != "progress" or not data.get("files_total"):
+            return
+        from codesearch.types import Progress
+
+        self.bar(
+            Progress(
+                files_done=int(data["files_done"]),
+                files_total=int(data["files_total"]),
+                chunks_embedded=int(data["chunks_embedded"]),
+                elapsed=time.monotonic() - self.started,
+            )
+        )
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
+    path = str(Path(args.path).expanduser().resolve())
+    try:
+        with Client.connect(settings) as client:
+            answer = client.call("remove", {"path": path})
+        root = answer["root"]
+    except DaemonUnavailable:
+        rt = runtime(settings)
+        roots = registry.load(rt.repos)
+        if Path(path) not in roots:
+            raise BadInput(
+                f"not a watched repository: {args.path} (see `codesearch repos`)"
+            ) from None
+        registry.save(rt.repos, [r for r in roots if r != Path(path)])
+        root = path
+    index = settings.index_path(Path(root))
+    print(f"stopped watching {root} (its index stays at {index}; delete it to reclaim space)")
+    return 0
+
+
+def cmd_repos(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        with Client.connect(settings) as client:
+            repos = client.call("repos")["repos"]
+    except DaemonUnavailable:
+        repos = [
+            {"root": str(r), "state": "daemon not running", "watching": False}
+            for r in registry.load(runtime(settings).repos)
+        ]
+    if args.json:
+        print(json.dumps({"repos": repos}, indent=2))
+        return 0
+    if not repos:
+        print("no repositories are watched (`codesearch add PATH`)", file=sys.stderr)
+        return 0
+    for repo in repos:
+        extra = f"  {repo['files']} files, {repo['chunks']} chunks" if "files" in repo else ""
+        print(f"{repo['root']}  [{repo['state']}]{extra}")
+    return 0
+
+
+# ---------------------------------------------------------------------- status
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    root = _status_root(args, settings)
+    info = None
+    if settings.daemon:
+        try:
+            with Client.connect(settings) as client:
+                info = client.call("status", {"repo": str(root)} if root else {})
+        except DaemonUnavailable:
+            info = None
+    daemon = info["daemon"] if info else None
+    repos: list[dict[str, Any]] = info["repos"] if info else []
+    if root is not None and not repos:
+        repos = [_local_status(root, settings)]
+    if root is None and info is None:
+        repos = [_local_status(r, settings) for r in registry.load(runtime(settings).repos)]
+    if args.json:
+        print(json.dumps({"daemon": daemon, "repos": repos}, indent=2))
+        return 0
+    print(_daemon_line(daemon) if daemon else "daemon      not running (`codesearch daemon start`)")
+    if not repos:
+        print("no repositories are watched (`codesearch add PATH`)")
+    for repo in repos:
+        print(_repo_lines(repo))
+    return 0
+
+
+def _status_root(args: argparse.Namespace, settings: Settings) -> Path | None:
+    """The repository `status` is about: PATH, else the indexed one around the cwd, else all."""
+    if args.path is not None:
+        from codesearch.paths import resolve_root
+
+        return resolve_root(Path(args.path))
+    cwd = Path.cwd().resolve()
+    for folder in (cwd, *cwd.parents):
+        if settings.index_path(folder).exists():
+            return folder
+    return None
+
+
+def _local_status(root: Path, settings: Settings) -> dict[str, Any]:
+    """What the index of ``root`` holds, read in-process (no daemon, or not watched)."""
+    from codesearch.engine import index_status
+    from codesearch.types import IndexMissing
+
+    base: dict[str, Any] = {"root": str(root), "state": "not watched", "watching": False}
+    try:
+        st = index_status(root, settings)
+    except IndexMissing:
+        return {**base, "state": "not indexed", "files": 0, "chunks": 0}
+    return {
+        **base,
+        "index": str(st.index_path),
+        "files": st.files,
+        "chunks": st.chunks,
+        "vectors": st.vectors,
+        "model": st.model_id,
+        "dim": st.dim,
+        "index_bytes": st.bytes,
+        "languages": st.languages,
+        "kinds": st.kinds,
+    }
+
+
+def _repo_lines(repo: dict[str, Any]) -> str:
+    state = repo["state"] + (", watching" if repo.get("watching") else "")
+    lines = [f"repository  {repo['root']} ({state})"]
+    if "index" in repo:
+        lines.append(f"  index     {repo['index']} ({repo.get('index_bytes', 0) / 1e6:.1f} MB)")
+    if repo.get("model"):
+        lines.append(f"  model     {repo['model']} ({repo.get('dim', 0)} dims)")
+    lines.append(f"  files     {repo.get('files', 0)}, chunks {repo.get('chunks', 0)}")
+    if repo.get("pending") or repo.get("progress"):
+        p = repo.get("progress") or {}
+        left = max(p.get("files_total", 0) - p.get("files_done", 0), 0)
+        queued = repo.get("pending", 0)
+        lines.append(f"  pending   {queued} changes queued, {left} files in progress")
+    if repo.get("last_update"):
+        lines.append(f"  updated   {_ago(time.time() - repo['last_update'])} ago")
+    for key in ("error", "notice"):
+        if repo.get(key):
+            lines.append(f"  {key:9} {repo[key]}")
+    return "\n".join(lines)

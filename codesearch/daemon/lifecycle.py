@@ -1,0 +1,165 @@
+"""Starting, stopping and installing the daemon, from the client side. Cheap to import."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from codesearch.config import Settings
+from codesearch.daemon.client import Client, running
+from codesearch.daemon.protocol import DaemonUnavailable, SchemaMismatch
+from codesearch.daemon.runtime import runtime
+
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 30.0
+UNIT_NAME = "codesearch.service"
+
+
+def _daemon_command() -> list[str]:
+    return [sys.executable, "-m", "codesearch.daemon"]
+
+
+def start(settings: Settings, notice: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Start a detached daemon unless one runs; return its ping answer."""
+    info = running(settings)
+    if info is not None:
+        return {**info, "already_running": True}
+    rt = runtime(settings)
+    rt.log_dir.mkdir(parents=True, exist_ok=True)
+    if notice is not None:
+        notice(f"starting the codesearch daemon (logs: {rt.log})")
+    env = {**os.environ, "CODESEARCH_HOME": str(settings.home)}
+    early = rt.log_dir / "daemon.out"
+    with open(early, "ab") as out:
+        proc = subprocess.Popen(
+            [*_daemon_command(), "--detached"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        info = running(settings)
+        if info is not None:
+            return {**info, "already_running": info.get("pid") != proc.pid}
+        code = proc.poll()
+        if code is not None:
+            info = running(settings)  # lost a race with another start: that one serves
+            if info is not None:
+                return {**info, "already_running": True}
+            raise DaemonUnavailable(f"the daemon exited at start ({code}): {_tail(early)}")
+        time.sleep(0.05)
+    raise DaemonUnavailable(
+        f"the daemon did not answer within {START_TIMEOUT_S:.0f} s: see {rt.log}"
+    )
+
+
+def _tail(path: Path, lines: int = 1) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return "no output"
+    return " | ".join(text[-lines:]) or "no output"
+
+
+def stop(settings: Settings) -> int | None:
+    """Stop the running daemon; its pid, or None when none ran."""
+    try:
+        with Client.connect(settings, timeout=10) as client:
+            pid = int(client.call("shutdown")["pid"])
+    except (DaemonUnavailable, SchemaMismatch):  # not answering, or another version's daemon
+        pid = _lock_pid(settings)
+        if pid is None:
+            return None
+        # holds the lock but does not answer: ask the process itself
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return None
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return pid
+        time.sleep(0.05)
+    raise DaemonUnavailable(f"the daemon (pid {pid}) did not stop within {STOP_TIMEOUT_S:.0f} s")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child (started by this very process, e.g. in tests) counts as gone
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def _lock_pid(settings: Settings) -> int | None:
+    """The pid in the lock file, if a process still holds the lock."""
+    import fcntl
+
+    rt = runtime(settings)
+    try:
+        with open(rt.lock, encoding="ascii") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                text = handle.read().strip()
+                return int(text) if text.isdigit() else None
+            return None  # nobody holds it
+    except FileNotFoundError:
+        return None
+
+
+def unit_text(settings: Settings) -> str:
+    command = " ".join(shlex.quote(part) for part in _daemon_command())
+    return (
+        "[Unit]\n"
+        "Description=codesearch: local semantic code search daemon\n"
+        "After=default.target\n"
+        "\n"
+        "[Service]\n"
+        "Type=simple\n"
+        f"ExecStart={command}\n"
+        f'Environment="CODESEARCH_HOME={settings.home}"\n'
+        "Restart=on-failure\n"
+        "RestartSec=5\n"
+        "Nice=10\n"
+        "\n"
+        "[Install]\n"
+        "WantedBy=default.target\n"
+    )
+
+
+def install(settings: Settings) -> tuple[Path, str]:
+    """Write the systemd user unit; return where and what."""
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    path = config / "systemd" / "user" / UNIT_NAME
+    text = unit_text(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path, text
+
+
+def read_log(settings: Settings, lines: int) -> list[str]:
+    rt = runtime(settings)
+    try:
+        text = rt.log.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    return text.splitlines()[-lines:]

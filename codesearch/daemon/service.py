@@ -1,0 +1,575 @@
+"""The daemon's engine owner: registered repositories, their watchers, the one writer thread
+that keeps every index fresh, and the query side that never waits for it.
+
+- Events are debounced per repository: a batch is taken when no event came for ``QUIET_S``,
+  or ``MAX_DELAY_S`` after its first event, so a ``git checkout`` of thousands of files is one
+  scoped update, not thousands. Pending work is a set of scopes (paths), capped at
+  ``MAX_PENDING_SCOPES`` (beyond that: one whole-repository reconcile), so the queue is bounded.
+- One writer (the worker thread) per daemon; every query reads through its own connection
+  (WAL: readers never wait for the writer). The writer embeds in small groups and waits for
+  in-flight queries before each group: background indexing yields to queries.
+- On start every repository is integrity-checked and reconciled with the disk (size + mtime,
+  then content hash), so changes made while the daemon was down are picked up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codesearch import __version__
+from codesearch.config import Settings
+from codesearch.daemon import registry
+from codesearch.daemon.protocol import SCHEMA_VERSION
+from codesearch.daemon.runtime import Runtime
+from codesearch.daemon.watcher import WHOLE_REPO, RepoWatcher, SkipPrefixes
+from codesearch.embed import Embedder
+from codesearch.engine import META_MODEL_SPEC, RepoSearch, locate_repo, prepare_writer
+from codesearch.index import Indexer, Progress
+from codesearch.paths import resolve_root
+from codesearch.search import SearchOptions
+from codesearch.store import Store
+from codesearch.types import (
+    BadInput,
+    CodesearchError,
+    IndexCorrupt,
+    IndexMissing,
+    IndexStats,
+    ModelMismatch,
+)
+
+log = logging.getLogger("codesearch.daemon")
+
+QUIET_S = 0.1  # a batch is taken once events stop for this long ...
+MAX_DELAY_S = 2.0  # ... or this long after its first event, whichever comes first
+MAX_PENDING_SCOPES = 2000  # more pending paths than this: reconcile the whole repository
+RESCAN_S = 60.0  # a repository without a watcher (watch limit, gone) is rescanned this often
+FRESH_WAIT_S = 1.0  # a query waits this long at most for small pending changes to land
+YIELD_MAX_S = 2.0  # the writer waits at most this long for queries before each embed group
+SKIP_REASONS = ("ignored", "vendored", "vcs")  # name-based: events below them change nothing
+
+
+class Cancelled(Exception):
+    """The daemon is stopping: abandon the running update between files."""
+
+
+class QueryGate:
+    """Queries in flight; the writer waits for them to finish before each embedder call."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+
+    def __enter__(self) -> QueryGate:
+        with self._cond:
+            self._active += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._active -= 1
+            self._cond.notify_all()
+
+    def wait_idle(self, timeout: float = YIELD_MAX_S) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._active == 0, timeout=timeout)
+
+
+@dataclass
+class Repo:
+    """What the daemon knows about one registered repository (guarded by Service._lock)."""
+
+    root: Path
+    index_path: Path
+    skip: SkipPrefixes = field(default_factory=SkipPrefixes)
+    pending: set[str] = field(default_factory=set)
+    rebuild: bool = False
+    first_event: float = 0.0
+    last_event: float = 0.0
+    state: str = "queued"  # queued | indexing | idle | missing | error
+    error: str = ""
+    notice: str = ""  # e.g. "the index was corrupt and was rebuilt"
+    watcher: RepoWatcher | None = None
+    watch_error: str = ""
+    next_rescan: float = 0.0
+    last_update: float | None = None  # wall clock of the last finished update
+    last_stats: IndexStats | None = None
+    updates: int = 0  # index runs (batches) since the daemon started
+    progress: Progress | None = None
+    writer: Store | None = None
+    embedder: Embedder | None = None
+    reader: RepoSearch | None = None
+    checked: bool = False  # integrity checked since the daemon started
+    read_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def busy(self) -> bool:
+        return bool(self.pending) or self.rebuild or self.state in ("queued", "indexing")
+
+
+class Service:
+    def __init__(self, settings: Settings, rt: Runtime) -> None:
+        self.settings = settings
+        self.rt = rt
+        self.started = time.time()
+        self.repos: dict[Path, Repo] = {}
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._stopping = threading.Event()
+        self.gate = QueryGate()
+        self._readers = threading.Lock()  # opening readers (model loads) one at a time
+        self._worker = threading.Thread(target=self._work, name="writer", daemon=True)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        for root in registry.load(self.rt.repos):
+            self._attach(root)
+        self._worker.start()
+        log.info(
+            "daemon %s started (pid %d), %d repositories", __version__, os.getpid(), len(self.repos)
+        )
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._wake:
+            self._wake.notify_all()
+        self._worker.join(timeout=30)
+        with self._lock:
+            for repo in self.repos.values():
+                self._detach(repo)
+        log.info("daemon stopped")
+
+    def _attach(self, root: Path) -> Repo:
+        """Start following ``root`` (lock held or not yet shared): watch it, queue catch-up."""
+        with self._lock:
+            repo = Repo(root=root, index_path=self.settings.index_path(root))
+            self.repos[root] = repo
+            self._watch(repo)
+            self._queue(repo, {WHOLE_REPO})
+            self._wake.notify_all()
+            return repo
+
+    def _watch(self, repo: Repo) -> None:
+        if not repo.root.is_dir():
+            repo.state, repo.error = "missing", f"repository folder is gone: {repo.root}"
+            repo.next_rescan = time.monotonic() + RESCAN_S
+            log.warning("%s", repo.error)
+            return
+        try:
+            repo.watcher = RepoWatcher(repo.root, repo.skip, lambda s, r=repo: self.notify(r, s))
+            repo.watch_error = ""
+        except OSError as exc:
+            repo.watcher = None
+            repo.watch_error = (
+                f"cannot watch ({exc.strerror or exc}): rescanning every {RESCAN_S:.0f} s"
+            )
+            repo.next_rescan = time.monotonic() + RESCAN_S
+            log.warning("%s: %s", repo.root, repo.watch_error)
+
+    def _detach(self, repo: Repo) -> None:
+        if repo.watcher is not None:
+            repo.watcher.stop()
+            repo.watcher = None
+        self._close_stores(repo)
+
+    # ------------------------------------------------------------------ requests
+
+    def add(self, path: str) -> tuple[Repo, bool]:
+        root = resolve_root(Path(path))
+        with self._lock:
+            if root in self.repos:
+                return self.repos[root], False
+            repo = self._attach(root)
+            registry.save(self.rt.repos, list(self.repos))
+            log.info("added %s", root)
+            return repo, True
+
+    def remove(self, path: str) -> Path:
+        root = Path(path).expanduser().resolve()
+        with self._lock:
+            repo = self.repos.pop(root, None)
+            if repo is None:
+                raise BadInput(f"not a watched repository: {path} (see `codesearch repos`)")
+            registry.save(self.rt.repos, list(self.repos))
+            repo.pending.clear()
+        with self._lock:
+            if repo.state != "indexing":
+                self._detach(repo)
+            else:
+                repo.state = "removed"  # the writer closes it when its run ends
+        log.info("removed %s", root)
+        return root
+
+    def notify(self, repo: Repo, scopes: Iterable[str]) -> None:
+        """Paths (scopes) changed in ``repo``: queue them; the writer takes them debounced."""
+        with self._wake:
+            if self.repos.get(repo.root) is not repo:
+                return
+            self._queue(repo, scopes)
+            self._wake.notify_all()
+
+    def _queue(self, repo: Repo, scopes: Iterable[str]) -> None:
+        now = time.monotonic()
+        if not repo.pending:
+            repo.first_event = now
+        repo.last_event = now
+        if WHOLE_REPO in repo.pending:
+            return
+        scopes = set(scopes)
+        if WHOLE_REPO in scopes or len(repo.pending) + len(scopes) > MAX_PENDING_SCOPES:
+            repo.pending = {WHOLE_REPO}
+        else:
+            repo.pending |= scopes
+
+    def hint(self, paths: Iterable[str]) -> int:
+        """A face saw these files change (an editor save): queue them now."""
+        queued = 0
+        with self._lock:
+            repos = list(self.repos.values())
+        for raw in paths:
+            path = Path(raw).expanduser().absolute()
+            for repo in repos:
+                if path == repo.root or repo.root in path.parents:
+                    rel = path.relative_to(repo.root).as_posix()
+                    self.notify(repo, {"" if rel == "." else rel})
+                    queued += 1
+                    break
+        return queued
+
+    def reindex(self, path: str, rebuild: bool) -> Path:
+        root = resolve_root(Path(path))
+        with self._wake:
+            repo = self.repos.get(root)
+            if repo is None:
+                repo = self._attach(root)
+                registry.save(self.rt.repos, list(self.repos))
+            self._queue(repo, {WHOLE_REPO})
+            repo.rebuild = repo.rebuild or rebuild
+            self._wake.notify_all()
+        return root
+
+    def resolve(self, repo: str | None, cwd: str | None) -> Path:
+        if repo:
+            return resolve_root(Path(repo))
+        return locate_repo(Path(cwd or "."), self.settings)
+
+    def search(
+        self,
+        root: Path,
+        queries: list[str],
+        options: SearchOptions,
+        model: str | None,
+    ) -> tuple[list[list[dict[str, Any]]], list[str]]:
+        notices: list[str] = []
+        with self._lock:
+            repo = self.repos.get(root)
+        if repo is None:
+            if not self.settings.index_path(root).exists():
+                raise IndexMissing(
+                    f"no index for {root}: run `codesearch add {root}` to index and watch it"
+                )
+            repo, _ = self.add(str(root))
+            notices.append(f"now watching {root} for changes (`codesearch remove` stops it)")
+        if repo.pending and WHOLE_REPO not in repo.pending and repo.last_update is not None:
+            # a save just before the question: answer about the code as it is now
+            self.wait(root, FRESH_WAIT_S)
+        with self.gate, repo.read_lock:
+            hits = self._reader(repo, model).search_many(queries, options)
+        with self._lock:
+            if repo.busy() and repo.state != "idle":
+                left = ""
+                if repo.progress is not None and repo.progress.files_total:
+                    done = repo.progress.files_done
+                    left = f": {repo.progress.files_total - done} files left"
+                notices.append(f"the index of {root} is being updated{left}")
+            if repo.notice:
+                notices.append(repo.notice)
+        return [[h.to_json() for h in one] for one in hits], notices
+
+    def _reader(self, repo: Repo, model: str | None) -> RepoSearch:
+        with self._readers:  # one model load at a time
+            if repo.reader is None:
+                if not repo.index_path.exists():
+                    raise IndexMissing(
+                        f"{repo.root} is not indexed yet: wait for `codesearch status` to show "
+                        "it idle (or `codesearch add --wait`)"
+                    )
+                repo.reader = RepoSearch(repo.root, self.settings, vector_cache=True)
+            spec = repo.reader.store.get_meta(META_MODEL_SPEC) or ""
+            if model and model not in ("auto", spec):
+                raise ModelMismatch(
+                    f"index of {repo.root} was built with model {spec!r}, not {model!r}: "
+                    f"rebuild it with `codesearch index --rebuild --model {model}`"
+                )
+            return repo.reader
+
+    def wait(self, root: Path | None, timeout: float) -> bool:
+        """Block until ``root`` (every repository when None) has no pending work."""
+
+        def idle() -> bool:
+            repos = [self.repos[root]] if root in self.repos else []
+            if root is None:
+                repos = list(self.repos.values())
+            return not any(r.busy() for r in repos)
+
+        with self._wake:
+            return self._wake.wait_for(idle, timeout=timeout)
+
+    # ------------------------------------------------------------------ the writer
+
+    def _due(self, now: float) -> Repo | None:
+        """The repository whose batch is ready (lock held), else None."""
+        ready = [
+            r
+            for r in self.repos.values()
+            if (r.pending or r.rebuild)
+            and (now - r.last_event >= QUIET_S or now - r.first_event >= MAX_DELAY_S)
+        ]
+        if not ready:
+            return None
+        return min(ready, key=lambda r: r.first_event)
+
+    def _next_wakeup(self, now: float) -> float:
+        deadlines = [RESCAN_S]
+        for r in self.repos.values():
+            if r.pending or r.rebuild:
+                deadlines.append(min(r.last_event + QUIET_S, r.first_event + MAX_DELAY_S) - now)
+            if (r.watcher is None and r.state != "removed") or r.state == "missing":
+                deadlines.append(r.next_rescan - now)
+        return max(0.01, min(deadlines))
+
+    def _work(self) -> None:
+        while not self._stopping.is_set():
+            with self._wake:
+                now = time.monotonic()
+                self._rescan_unwatched(now)
+                repo = self._due(now)
+                if repo is None:
+                    for r in self.repos.values():
+                        if r.state == "queued" and not r.pending:
+                            r.state = "idle"
+                    self._wake.notify_all()
+                    self._wake.wait(timeout=self._next_wakeup(now))
+                    continue
+                scopes, repo.pending = repo.pending, set()
+                rebuild, repo.rebuild = repo.rebuild, False
+                repo.state, repo.error = "indexing", ""
+            try:
+                self._update(repo, scopes, rebuild)
+            except Cancelled:
+                return
+            except Exception as exc:  # one repository's failure must not stop the daemon
+                message = str(exc) if isinstance(exc, CodesearchError) else repr(exc)
+                log.exception("update of %s failed: %s", repo.root, message)
+                with self._lock:
+                    repo.error = message
+            finally:
+                with self._wake:
+                    if repo.state == "removed":
+                        self._detach(repo)
+                    elif not repo.root.is_dir():
+                        repo.state, repo.error = (
+                            "missing",
+                            f"repository folder is gone: {repo.root}",
+                        )
+                        repo.next_rescan = time.monotonic() + RESCAN_S
+                        if repo.watcher is not None:
+                            repo.watcher.stop()
+                            repo.watcher = None
+                    else:
+                        repo.state = (
+                            "error" if repo.error else ("queued" if repo.pending else "idle")
+                        )
+                    repo.progress = None
+                    self._wake.notify_all()
+
+    def _rescan_unwatched(self, now: float) -> None:
+        for repo in self.repos.values():
+            if repo.watcher is not None or repo.state == "removed" or now < repo.next_rescan:
+                continue
+            repo.next_rescan = now + RESCAN_S
+            if repo.state == "missing" and repo.root.is_dir():
+                log.info("%s is back", repo.root)
+                repo.state, repo.error = "queued", ""
+                self._watch(repo)
+            if repo.state != "missing":
+                self._queue(repo, {WHOLE_REPO})
+
+    def _update(self, repo: Repo, scopes: set[str], rebuild: bool) -> None:
+        if not repo.root.is_dir():
+            return
+        if rebuild or not repo.checked:
+            self._open_writer(repo, rebuild=rebuild)
+        assert repo.writer is not None and repo.embedder is not None
+        scope = None if WHOLE_REPO in scopes else sorted(scopes)
+        started = time.monotonic()
+        indexer = Indexer(
+            repo.root,
+            repo.writer,
+            repo.embedder,
+            self.settings,
+            progress=lambda p: setattr(repo, "progress", p),
+            before_embed=self._before_embed,
+            embed_group=self.settings.batch_size,
+        )
+        stats = indexer.run(scope)
+        skipped = [s.path for s in stats.skipped if s.reason in SKIP_REASONS]
+        repo.skip.update(scopes if scope is not None else [WHOLE_REPO], skipped)
+        with self._lock:
+            repo.last_update = time.time()
+            repo.last_stats = stats
+            repo.updates += 1
+        if stats.files_indexed or stats.files_removed or scope is None:
+            log.info(
+                "%s: %s: %d files updated, %d removed, %d chunks embedded in %.2f s",
+                repo.root,
+                "everything" if scope is None else f"{len(scope)} paths",
+                stats.files_indexed,
+                stats.files_removed,
+                stats.chunks_embedded,
+                time.monotonic() - started,
+            )
+
+    def _before_embed(self) -> None:
+        if self._stopping.is_set():
+            raise Cancelled
+        self.gate.wait_idle()
+        if self._stopping.is_set():
+            raise Cancelled
+
+    def _open_writer(self, repo: Repo, rebuild: bool) -> None:
+        """Open (or reopen) the writer, checking the index's integrity first."""
+        with self._lock:
+            self._close_stores(repo)
+        problem = ""
+        if rebuild:
+            problem = "rebuild requested"
+        elif repo.index_path.exists():
+            try:
+                with Store.open(repo.index_path) as probe:
+                    found = probe.check()
+                problem = "; ".join(found[:3])
+            except IndexCorrupt as exc:
+                problem = str(exc)
+            except IndexMissing:
+                problem = ""
+        if problem:
+            if not rebuild:
+                repo.notice = f"the index was damaged ({problem}) and was rebuilt"
+                log.error("%s: index damaged (%s): rebuilding it", repo.root, problem)
+            _delete_index(repo.index_path)
+        repo.writer = Store.open(repo.index_path, create=True)
+        repo.embedder = prepare_writer(repo.root, repo.writer, self.settings)
+        repo.checked = True
+
+    def _close_stores(self, repo: Repo) -> None:
+        with repo.read_lock:  # never under a query that is reading
+            if repo.reader is not None:
+                repo.reader.close()
+            repo.reader = None
+        if repo.writer is not None:
+            repo.writer.close()
+        repo.writer = None
+
+    # ------------------------------------------------------------------ status
+
+    def repo_status(self, repo: Repo) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "root": str(repo.root),
+            "state": repo.state,
+            "watching": repo.watcher is not None,
+            "pending": len(repo.pending) + (1 if repo.rebuild else 0),
+            "last_update": repo.last_update,
+            "updates": repo.updates,
+            "index": str(repo.index_path),
+            "error": repo.error or repo.watch_error,
+            "notice": repo.notice,
+        }
+        if repo.progress is not None:
+            info["progress"] = {
+                "files_done": repo.progress.files_done,
+                "files_total": repo.progress.files_total,
+                "chunks_embedded": repo.progress.chunks_embedded,
+            }
+        info.update(index_facts(repo.index_path))
+        return info
+
+    def status(self, root: Path | None = None) -> dict[str, Any]:
+        with self._lock:
+            repos = [r for r in self.repos.values() if root is None or r.root == root]
+            queue = sum(len(r.pending) for r in self.repos.values())
+            running = [r for r in self.repos.values() if r.state == "indexing"]
+            left = sum(
+                max(r.progress.files_total - r.progress.files_done, 0)
+                for r in running
+                if r.progress is not None
+            )
+        return {
+            "daemon": self.daemon_info(queue + left),
+            "repos": [self.repo_status(r) for r in repos],
+        }
+
+    def daemon_info(self, queue_depth: int | None = None) -> dict[str, Any]:
+        if queue_depth is None:
+            with self._lock:
+                queue_depth = sum(len(r.pending) for r in self.repos.values())
+        return {
+            "pid": os.getpid(),
+            "version": __version__,
+            "schema": SCHEMA_VERSION,
+            "uptime_s": round(time.time() - self.started, 1),
+            "rss_bytes": rss_bytes(),
+            "queue_depth": queue_depth,
+            "repos": len(self.repos),
+            "socket": str(self.rt.socket),
+            "log": str(self.rt.log),
+        }
+
+
+def index_facts(index_path: Path) -> dict[str, Any]:
+    """Files, chunks, model and size of an index, read through its own short connection."""
+    if not index_path.exists():
+        return {"files": 0, "chunks": 0, "model": "", "dim": 0, "index_bytes": 0}
+    try:
+        with Store.open(index_path) as store:
+            stats = store.stats()
+            return {
+                "files": stats.get("files", 0),
+                "chunks": stats.get("chunks", 0),
+                "model": store.get_meta("model_id") or "",
+                "dim": int(store.get_meta("dim") or 0),
+                "index_bytes": stats.get("bytes", 0),
+            }
+    except CodesearchError as exc:
+        return {
+            "files": 0,
+            "chunks": 0,
+            "model": "",
+            "dim": 0,
+            "index_bytes": 0,
+            "index_error": str(exc),
+        }
+
+
+def rss_bytes() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _delete_index(index_path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{index_path}{suffix}").unlink(missing_ok=True)
