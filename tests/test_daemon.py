@@ -477,3 +477,34 @@ def test_cli_daemon_commands(
     assert f"ExecStart={sys.executable} -m codesearch.daemon" in text
     assert f"CODESEARCH_HOME={own.settings.home}" in text
     assert str(unit) in capsys.readouterr().out
+
+
+def test_an_index_rebuilt_by_another_process_is_reopened(shared: Daemon, repo: Path) -> None:
+    from codesearch.engine import index_repo
+
+    shared.add(repo)
+    assert shared.search(repo, "retry backoff")[0]["path"] == "src/app/retry.py"
+    index_repo(repo, shared.settings, rebuild=True)  # `codesearch index --rebuild`, in-process
+    write(repo / "src/walrus.py", func("walrus_compass"))
+    eventually(lambda: "src/walrus.py" in shared.paths(repo, "walrus compass"), what="reopen")
+    shared.wait(repo)
+    assert shared.repo_status(repo)["files"] == 8
+
+
+def test_a_failed_update_is_reported_and_retried_nothing_lost(shared: Daemon, repo: Path) -> None:
+    import sqlean
+
+    shared.add(repo)
+    holder = sqlean.connect(str(shared.settings.index_path(repo)), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the index
+    try:
+        write(repo / "src/locked.py", func("llama_harness"))
+        info = eventually(
+            lambda: (s := shared.repo_status(repo))["state"] == "error" and s, timeout=60
+        )
+        assert "locked" in info["error"] and "retrying" in info["error"]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    eventually(lambda: "src/locked.py" in shared.paths(repo, "llama harness"), timeout=60)
+    assert shared.repo_status(repo)["error"] == ""

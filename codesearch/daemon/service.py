@@ -2,7 +2,8 @@
 that keeps every index fresh, and the query side that never waits for it.
 
 - Events are debounced per repository: a batch is taken when no event came for ``QUIET_S``,
-  or ``MAX_DELAY_S`` after its first event, so a ``git checkout`` of thousands of files is one
+  or ``MAX_DELAY_S`` after its first event (longer for a burst of many paths, see
+  :meth:`Repo.debounce`), so a ``git checkout`` of thousands of files is one
   scoped update, not thousands. Pending work is a set of scopes (paths), capped at
   ``MAX_PENDING_SCOPES`` (beyond that: one whole-repository reconcile), so the queue is bounded.
 - One writer (the worker thread) per daemon; every query reads through its own connection
@@ -47,11 +48,14 @@ from codesearch.types import (
 log = logging.getLogger("codesearch.daemon")
 
 QUIET_S = 0.1  # a batch is taken once events stop for this long ...
-MAX_DELAY_S = 2.0  # ... or this long after its first event, whichever comes first
+MAX_DELAY_S = 2.0  # ... or this long after its first event, whichever comes first;
+BURST_PATHS = 16  # with more paths pending than this (a checkout, a build, a bulk edit)
+BURST_QUIET_S, BURST_MAX_DELAY_S = 0.5, 10.0  # wait for the burst to end, within reason
 MAX_PENDING_SCOPES = 2000  # more pending paths than this: reconcile the whole repository
 RESCAN_S = 60.0  # a repository without a watcher (watch limit, gone) is rescanned this often
 FRESH_WAIT_S = 1.0  # a query waits this long at most for small pending changes to land
 YIELD_MAX_S = 2.0  # the writer waits at most this long for queries before each embed group
+RETRY_S, RETRY_MAX_S = 5.0, 300.0  # a failed update is retried after 5 s, 10 s, ... 5 min
 SKIP_REASONS = ("ignored", "vendored", "vcs")  # name-based: events below them change nothing
 
 
@@ -95,20 +99,32 @@ class Repo:
     state: str = "queued"  # queued | indexing | idle | missing | error
     error: str = ""
     notice: str = ""  # e.g. "the index was corrupt and was rebuilt"
+    notice_shown: bool = False
     watcher: RepoWatcher | None = None
     watch_error: str = ""
     next_rescan: float = 0.0
     last_update: float | None = None  # wall clock of the last finished update
     last_stats: IndexStats | None = None
     updates: int = 0  # index runs (batches) since the daemon started
+    failures: int = 0  # failed updates in a row (retries back off)
     progress: Progress | None = None
     writer: Store | None = None
     embedder: Embedder | None = None
     reader: RepoSearch | None = None
     checked: bool = False  # integrity checked since the daemon started
     read_lock: threading.Lock = field(default_factory=threading.Lock)
+    reader_id: tuple[int, int] | None = None  # (device, inode) of the file each store opened
+    writer_id: tuple[int, int] | None = None
+
+    def due_at(self) -> float:
+        """When the pending batch is to be taken (monotonic clock)."""
+        burst = len(self.pending) > BURST_PATHS or WHOLE_REPO in self.pending
+        quiet, longest = (BURST_QUIET_S, BURST_MAX_DELAY_S) if burst else (QUIET_S, MAX_DELAY_S)
+        return min(self.last_event + quiet, self.first_event + longest)
 
     def busy(self) -> bool:
+        if self.state == "error":  # retrying later: not "busy" for anyone waiting on it
+            return False
         return bool(self.pending) or self.rebuild or self.state in ("queued", "indexing")
 
 
@@ -141,8 +157,9 @@ class Service:
             self._wake.notify_all()
         self._worker.join(timeout=30)
         with self._lock:
-            for repo in self.repos.values():
-                self._detach(repo)
+            repos = list(self.repos.values())
+        for repo in repos:  # outside the lock: a watcher's last event may be waiting for it
+            self._detach(repo)
         log.info("daemon stopped")
 
     def _attach(self, root: Path) -> Repo:
@@ -173,9 +190,10 @@ class Service:
             log.warning("%s: %s", repo.root, repo.watch_error)
 
     def _detach(self, repo: Repo) -> None:
-        if repo.watcher is not None:
-            repo.watcher.stop()
-            repo.watcher = None
+        """Stop watching and close the stores; call it without holding the lock."""
+        watcher, repo.watcher = repo.watcher, None
+        if watcher is not None:
+            watcher.stop()
         self._close_stores(repo)
 
     # ------------------------------------------------------------------ requests
@@ -198,11 +216,10 @@ class Service:
                 raise BadInput(f"not a watched repository: {path} (see `codesearch repos`)")
             registry.save(self.rt.repos, list(self.repos))
             repo.pending.clear()
-        with self._lock:
-            if repo.state != "indexing":
-                self._detach(repo)
-            else:
-                repo.state = "removed"  # the writer closes it when its run ends
+            indexing = repo.state == "indexing"
+            repo.state = "removed"  # when indexing, the writer closes it after its run
+        if not indexing:
+            self._detach(repo)
         log.info("removed %s", root)
         return root
 
@@ -288,18 +305,23 @@ class Service:
                     done = repo.progress.files_done
                     left = f": {repo.progress.files_total - done} files left"
                 notices.append(f"the index of {root} is being updated{left}")
-            if repo.notice:
+            if repo.notice and not repo.notice_shown:  # once here; always in the status
                 notices.append(repo.notice)
+                repo.notice_shown = True
         return [[h.to_json() for h in one] for one in hits], notices
 
     def _reader(self, repo: Repo, model: str | None) -> RepoSearch:
         with self._readers:  # one model load at a time
+            if repo.reader is not None and _file_id(repo.index_path) != repo.reader_id:
+                repo.reader.close()  # replaced or deleted behind our back (index --rebuild)
+                repo.reader = None
             if repo.reader is None:
                 if not repo.index_path.exists():
                     raise IndexMissing(
                         f"{repo.root} is not indexed yet: wait for `codesearch status` to show "
                         "it idle (or `codesearch add --wait`)"
                     )
+                repo.reader_id = _file_id(repo.index_path)
                 repo.reader = RepoSearch(repo.root, self.settings, vector_cache=True)
             spec = repo.reader.store.get_meta(META_MODEL_SPEC) or ""
             if model and model not in ("auto", spec):
@@ -325,12 +347,7 @@ class Service:
 
     def _due(self, now: float) -> Repo | None:
         """The repository whose batch is ready (lock held), else None."""
-        ready = [
-            r
-            for r in self.repos.values()
-            if (r.pending or r.rebuild)
-            and (now - r.last_event >= QUIET_S or now - r.first_event >= MAX_DELAY_S)
-        ]
+        ready = [r for r in self.repos.values() if (r.pending or r.rebuild) and r.due_at() <= now]
         if not ready:
             return None
         return min(ready, key=lambda r: r.first_event)
@@ -339,7 +356,7 @@ class Service:
         deadlines = [RESCAN_S]
         for r in self.repos.values():
             if r.pending or r.rebuild:
-                deadlines.append(min(r.last_event + QUIET_S, r.first_event + MAX_DELAY_S) - now)
+                deadlines.append(r.due_at() - now)
             if (r.watcher is None and r.state != "removed") or r.state == "missing":
                 deadlines.append(r.next_rescan - now)
         return max(0.01, min(deadlines))
@@ -366,28 +383,42 @@ class Service:
                 return
             except Exception as exc:  # one repository's failure must not stop the daemon
                 message = str(exc) if isinstance(exc, CodesearchError) else repr(exc)
-                log.exception("update of %s failed: %s", repo.root, message)
+                delay = min(RETRY_MAX_S, RETRY_S * 2**repo.failures)
+                repo.failures += 1
+                log.error("update of %s failed (retrying in %.0f s): %s", repo.root, delay, message)
+                if not isinstance(exc, CodesearchError):
+                    log.debug("traceback", exc_info=True)
                 with self._lock:
-                    repo.error = message
+                    repo.error = f"{message} (retrying in {delay:.0f} s)"
+                    if repo.state != "removed":  # nothing is lost: the same work, later
+                        self._queue(repo, scopes)
+                        repo.rebuild = repo.rebuild or rebuild
+                        repo.first_event = repo.last_event = time.monotonic() + delay
+            else:
+                repo.failures = 0
             finally:
-                with self._wake:
-                    if repo.state == "removed":
-                        self._detach(repo)
-                    elif not repo.root.is_dir():
-                        repo.state, repo.error = (
-                            "missing",
-                            f"repository folder is gone: {repo.root}",
-                        )
-                        repo.next_rescan = time.monotonic() + RESCAN_S
-                        if repo.watcher is not None:
-                            repo.watcher.stop()
-                            repo.watcher = None
-                    else:
-                        repo.state = (
-                            "error" if repo.error else ("queued" if repo.pending else "idle")
-                        )
-                    repo.progress = None
-                    self._wake.notify_all()
+                self._finish(repo)
+
+    def _finish(self, repo: Repo) -> None:
+        """After a run: the repository's new state (watchers stop outside the lock)."""
+        stale: RepoWatcher | None = None
+        with self._wake:
+            if repo.state == "removed":
+                pass
+            elif not repo.root.is_dir():
+                repo.state, repo.error = "missing", f"repository folder is gone: {repo.root}"
+                repo.next_rescan = time.monotonic() + RESCAN_S
+                stale, repo.watcher = repo.watcher, None
+            elif repo.error:
+                repo.state = "error"
+            else:
+                repo.state = "queued" if repo.pending else "idle"
+            repo.progress = None
+            self._wake.notify_all()
+        if repo.state == "removed":
+            self._detach(repo)
+        elif stale is not None:
+            stale.stop()
 
     def _rescan_unwatched(self, now: float) -> None:
         for repo in self.repos.values():
@@ -404,10 +435,13 @@ class Service:
     def _update(self, repo: Repo, scopes: set[str], rebuild: bool) -> None:
         if not repo.root.is_dir():
             return
-        if rebuild or not repo.checked:
+        replaced = repo.writer is not None and _file_id(repo.index_path) != repo.writer_id
+        if replaced:
+            log.warning("%s: the index file was replaced or deleted: reopening it", repo.root)
+        if rebuild or replaced or not repo.checked:
             self._open_writer(repo, rebuild=rebuild)
         assert repo.writer is not None and repo.embedder is not None
-        scope = None if WHOLE_REPO in scopes else sorted(scopes)
+        scope = None if WHOLE_REPO in scopes or replaced else sorted(scopes)
         started = time.monotonic()
         indexer = Indexer(
             repo.root,
@@ -465,6 +499,7 @@ class Service:
                 log.error("%s: index damaged (%s): rebuilding it", repo.root, problem)
             _delete_index(repo.index_path)
         repo.writer = Store.open(repo.index_path, create=True)
+        repo.writer_id = _file_id(repo.index_path)
         repo.embedder = prepare_writer(repo.root, repo.writer, self.settings)
         repo.checked = True
 
@@ -568,6 +603,14 @@ def rss_bytes() -> int:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def _delete_index(index_path: Path) -> None:
