@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_daemon.py freshness REPO [--edits 50]
     .venv/bin/python benchmarks/bench_daemon.py latency REPO [--runs 40] [--home HOME]
-    .venv/bin/python benchmarks/bench_daemon.py bulk REPO [--files 2000]
+    .venv/bin/python benchmarks/bench_daemon.py bulk REPO [--files 2000] [--home HOME]
 
 - freshness: REPO is copied to a temporary folder and watched; each edit appends a new
   function with a unique name to a file (half in place, half as an editor's atomic save:
@@ -220,9 +220,15 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
 
 def bulk(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        repo = _copy(Path(args.repo).resolve(), Path(tmp))
+        source = Path(args.repo).resolve()
+        repo = _copy(source, Path(tmp))
         files = _python_files(repo)[: args.files]
-        with Session(Path(tmp) / "home", args.model) as daemon:
+        home = Path(tmp) / "home"
+        if args.home:  # start from REPO's existing index (copytree kept the mtimes)
+            seeded = Settings(home=home).index_path(repo)
+            seeded.parent.mkdir(parents=True)
+            shutil.copy(Settings(home=Path(args.home)).index_path(source), seeded)
+        with Session(home, args.model) as daemon:
             daemon.add(repo)
             before = daemon.call("status", {"repo": str(repo)})["repos"][0]
             rss_before = daemon.peak_rss()
@@ -256,7 +262,9 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=50)
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--files", type=int, default=2000)
-    parser.add_argument("--home", default=None, help="latency: data dir holding REPO's index")
+    parser.add_argument(
+        "--home", default=None, help="latency, bulk: a data dir that holds REPO's index already"
+    )
     parser.add_argument("--json-out", default=None)
     args = parser.parse_args()
     result = {"freshness": freshness, "latency": latency, "bulk": bulk}[args.mode](args)

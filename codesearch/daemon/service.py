@@ -429,7 +429,7 @@ class Service:
                 log.info("%s is back", repo.root)
                 repo.state, repo.error = "queued", ""
                 self._watch(repo)
-            if repo.state != "missing":
+            if repo.state != "missing" and not repo.pending and repo.state != "indexing":
                 self._queue(repo, {WHOLE_REPO})
 
     def _update(self, repo: Repo, scopes: set[str], rebuild: bool) -> None:
