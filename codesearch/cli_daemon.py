@@ -13,7 +13,7 @@ from typing import Any
 from codesearch.config import Settings
 from codesearch.daemon import lifecycle, registry
 from codesearch.daemon.client import Client, running
-from codesearch.daemon.protocol import DaemonUnavailable
+from codesearch.daemon.protocol import DaemonUnavailable, SchemaMismatch
 from codesearch.daemon.runtime import runtime
 from codesearch.types import BadInput
 
@@ -40,8 +40,14 @@ def search(settings: Settings, params: dict[str, Any]) -> dict[str, Any] | None:
     except DaemonUnavailable as exc:
         notice(f"{exc}; searching in-process")
         return None
-    with client:
-        answer = client.call("search", params)
+    try:
+        with client:
+            answer = client.call("search", params)
+    except SchemaMismatch:  # a daemon left running by another version of codesearch
+        notice("the running daemon is from another codesearch version: restarting it")
+        lifecycle.stop(settings)
+        with connect(settings, start=True) as client:
+            answer = client.call("search", params)
     for line in answer.get("notices", []):
         notice(line)
     return answer

@@ -508,3 +508,26 @@ def test_a_failed_update_is_reported_and_retried_nothing_lost(shared: Daemon, re
         holder.close()
     eventually(lambda: "src/locked.py" in shared.paths(repo, "llama harness"), timeout=60)
     assert shared.repo_status(repo)["error"] == ""
+
+
+def test_cli_restarts_a_daemon_of_another_version(
+    own: Daemon, repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from codesearch.cli import main
+
+    monkeypatch.setenv("CODESEARCH_HOME", str(own.settings.home))
+    monkeypatch.setenv("CODESEARCH_DAEMON", "1")
+    own.start()
+    own.add(repo)
+    old = own.pid
+    with monkeypatch.context() as patch:
+        patch.setattr(protocol, "SCHEMA_VERSION", 2)  # this client is newer than the daemon
+        # the new daemon is this test's codesearch (schema 1) again, so the retry still
+        # disagrees: the point is that the old one was stopped and the error is one line
+        assert main(["search", "--repo", str(repo), "retry backoff"]) == 2
+    err = capsys.readouterr().err
+    assert "from another codesearch version: restarting it" in err
+    assert "codesearch daemon restart" in err.splitlines()[-1]
+    assert not lifecycle._alive(old)
+    own.pid = int(lifecycle.running(own.settings)["pid"])  # type: ignore[index]
+    assert own.pid != old
