@@ -35,7 +35,7 @@ def start(settings: Settings, notice: Callable[[str], None] | None = None) -> di
     rt.log_dir.mkdir(parents=True, exist_ok=True)
     if notice is not None:
         notice(f"starting the codesearch daemon (logs: {rt.log})")
-    env = {**os.environ, "CODESEARCH_HOME": str(settings.home)}
+    env = {**os.environ, "CODESEARCH_HOME": str(settings.home.resolve())}
     early = rt.log_dir / "daemon.out"
     with open(early, "ab") as out:
         proc = subprocess.Popen(
@@ -44,8 +44,9 @@ def start(settings: Settings, notice: Callable[[str], None] | None = None) -> di
             stdout=out,
             stderr=out,
             env=env,
-            start_new_session=True,
+            start_new_session=True,  # not in this terminal's process group: ^C leaves it be
             close_fds=True,
+            cwd="/",  # hold no folder busy (an unmount, a deleted checkout)
         )
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -136,7 +137,7 @@ def unit_text(settings: Settings) -> str:
         "[Service]\n"
         "Type=simple\n"
         f"ExecStart={command}\n"
-        f'Environment="CODESEARCH_HOME={settings.home}"\n'
+        f'Environment="CODESEARCH_HOME={settings.home.resolve()}"\n'
         "Restart=on-failure\n"
         "RestartSec=5\n"
         "Nice=10\n"
