@@ -1,0 +1,391 @@
+"""The jina-embeddings-v4 backend: Qwen2.5-VL + task LoRA adapters, loaded by our own code.
+
+``load_jina_v4(source)`` takes a checkpoint folder or an HF id from the local HF cache (see
+jina_load.py for the files and the key remap). The embedder implements the Embedder protocol
+(single vectors, task "code" by default) and adds ``task=`` on every call, Matryoshka
+truncation, multi-vector output for late interaction and ``maxsim``.
+
+Encoding (JINA_V4.md): "Query: " / "Passage: " + text (text-matching: "Query: " on both sides),
+last hidden state, mean over the attention mask, L2; Matryoshka keeps the first ``dim`` values
+and L2-normalises again. Multi-vector: the task's projector on every token, per-token L2,
+padding dropped. Batches are built from length-sorted texts by a budget of padded tokens; on
+out-of-memory the budget halves and the batch is retried.
+
+torch, transformers and peft are imported by this module: import it lazily.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+
+from codesearch.embed.base import l2_normalise
+from codesearch.embed.jina_load import (
+    TOKENIZER,
+    CheckpointFiles,
+    JinaExtras,
+    attach_adapters,
+    build_config,
+    build_module,
+    inspect_folder,
+    load_base_weights,
+    looks_like_real_weights,
+    resolve_source,
+    unavailable,
+)
+from codesearch.types import BadInput, CodesearchError
+
+log = logging.getLogger(__name__)
+
+QUERY_PREFIX = "Query: "
+PASSAGE_PREFIX = "Passage: "
+MODEL_MAX_TOKENS = 32768  # what jina-embeddings-v4 was trained to read
+DEFAULT_MAX_TOKENS = 1024  # what one chunk may hold (the chunker sizes chunks by this)
+LICENSE_NOTICE = (
+    "jina-embeddings-v4 weights are licensed CC-BY-NC-4.0: non-commercial use only "
+    "(https://huggingface.co/jinaai/jina-embeddings-v4)"
+)
+CPU_NOTICE = (
+    "jina-v4 is running on the CPU: this is slow (about 0.3 snippets/s for the real 3.75B model "
+    "on 2 cores); use a CUDA GPU, or --model minilm"
+)
+LICENSE_MARKER = "jina-v4-license-notice-shown"
+
+_shown: set[str] = set()  # notices already given in this process
+_shown_lock = threading.Lock()
+
+
+def _notify_once(key: str, message: str, notice: Callable[[str], None] | None) -> bool:
+    with _shown_lock:
+        if key in _shown:
+            return False
+        _shown.add(key)
+    (notice or log.warning)(message)
+    return True
+
+
+def license_notice(
+    notice: Callable[[str], None] | None = None, marker_dir: str | os.PathLike[str] | None = None
+) -> bool:
+    """Tell the user once about the non-commercial license; True if it was shown now.
+
+    With ``marker_dir`` the notice is remembered across processes in a marker file there.
+    """
+    marker = Path(marker_dir) / LICENSE_MARKER if marker_dir is not None else None
+    if marker is not None and marker.is_file():
+        return False
+    shown = _notify_once(f"license:{marker}", LICENSE_NOTICE, notice)
+    if marker is not None:
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(LICENSE_NOTICE + "\n", encoding="utf-8")
+        except OSError:
+            pass
+    return shown
+
+
+def maxsim(query_vectors: np.ndarray, doc_vectors: np.ndarray) -> float:
+    """Late interaction: for each query token its best document token's dot product, summed."""
+    q = np.asarray(query_vectors, dtype=np.float32)
+    d = np.asarray(doc_vectors, dtype=np.float32)
+    if q.size == 0 or d.size == 0:
+        return 0.0
+    return float((q @ d.T).max(axis=1).sum())
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    if dtype is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    names = {
+        "bf16": torch.bfloat16,
+        "bfloat16": torch.bfloat16,
+        "fp16": torch.float16,
+        "float16": torch.float16,
+        "fp32": torch.float32,
+        "float32": torch.float32,
+    }
+    if dtype not in names:
+        raise BadInput(f"jina-v4: dtype must be one of {', '.join(names)}, not {dtype!r}")
+    return names[dtype]
+
+
+def _attention(device: torch.device, dtype: torch.dtype) -> str:
+    if (
+        device.type == "cuda"
+        and dtype in (torch.bfloat16, torch.float16)
+        and importlib.util.find_spec("flash_attn") is not None
+    ):
+        return "flash_attention_2"
+    return "sdpa"
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _token_id(tokenizer: Tokenizer, value: object, default: str) -> int:
+    content = value.get("content") if isinstance(value, dict) else value
+    for token in (content, default):
+        if isinstance(token, str):
+            tid = tokenizer.token_to_id(token)
+            if tid is not None:
+                return int(tid)
+    return 0
+
+
+class JinaV4Embedder:
+    """jina-embeddings-v4 with its three task adapters; the Embedder protocol plus extras."""
+
+    def __init__(
+        self,
+        *,
+        files: CheckpointFiles,
+        extras: JinaExtras,
+        peft_model: Any,
+        tokenizer: Tokenizer,
+        name: str,
+        device: torch.device,
+        dtype: torch.dtype,
+        dim: int,
+        max_tokens: int,
+        batch_tokens: int,
+        task: str,
+    ) -> None:
+        self.folder = files.folder
+        self.name = name
+        self.tasks = extras.task_names
+        self.matryoshka_dims = extras.matryoshka_dims
+        self.full_dim = extras.hidden_size
+        self.multi_vector_dim = extras.multi_vector_dim
+        self.dim = dim
+        self.max_tokens = max_tokens
+        self.batch_tokens = max(1, int(batch_tokens))
+        self.device = device
+        self.dtype = dtype
+        self.model_id = f"jina-v4:{name}@{files.identity()}:d{dim}"
+        self._peft = peft_model
+        self._net = peft_model.base_model.model  # the JinaV4Module, LoRA layers in place
+        self._tokenizer = tokenizer
+        self.pad_id = _token_id(tokenizer, files.tokenizer_config.get("pad_token"), "<|endoftext|>")
+        self._prefix_tokens = {
+            p: len(tokenizer.encode(p, add_special_tokens=False).ids)
+            for p in (QUERY_PREFIX, PASSAGE_PREFIX)
+        }
+        self._lock = threading.RLock()
+        self._active = ""
+        self.task = task
+        self.set_task(task)
+
+    # -- the Embedder protocol ------------------------------------------------------------
+
+    def embed_documents(self, texts: Sequence[str], *, task: str | None = None) -> np.ndarray:
+        """(n, dim) float32, L2-normalised: documents ("Passage: ", or "Query: " for matching)."""
+        return self._single(texts, task, query=False)
+
+    def embed_queries(self, texts: Sequence[str], *, task: str | None = None) -> np.ndarray:
+        """(n, dim) float32, L2-normalised: search questions ("Query: ")."""
+        return self._single(texts, task, query=True)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    # -- extras ---------------------------------------------------------------------------
+
+    def set_task(self, task: str) -> None:
+        """Make ``task`` (retrieval, text-matching or code) the default of the embed calls."""
+        self._check_task(task)
+        with self._lock:
+            self.task = task
+            self._activate(task)
+
+    def _check_task(self, task: str) -> None:
+        if task not in self.tasks:
+            raise BadInput(f"unknown jina-v4 task {task!r}: use one of {', '.join(self.tasks)}")
+
+    def _activate(self, task: str) -> None:
+        """Switch the model's LoRA adapter (the lock is held)."""
+        if task != self._active:
+            self._peft.set_adapter(task, inference_mode=True)
+            self._active = task
+
+    def embed_multivector(
+        self, texts: Sequence[str], task: str | None = None, query: bool = False
+    ) -> list[np.ndarray]:
+        """Per text an (n_tokens, multi_vector_dim) float32 array, rows L2-normalised."""
+        out: list[np.ndarray] = [np.zeros((0, self.multi_vector_dim), np.float32)] * len(texts)
+
+        def consume(idx: list[int], hidden: torch.Tensor, mask: torch.Tensor) -> None:
+            vectors = self._net.multi_vector_projector(hidden).float()
+            vectors = torch.nn.functional.normalize(vectors, p=2, dim=-1).cpu().numpy()
+            for row, length in enumerate(mask.sum(dim=1).tolist()):
+                out[idx[row]] = np.ascontiguousarray(vectors[row, : int(length)])
+
+        self._run(texts, task, query, consume)
+        return out
+
+    def truncate(self, vectors: np.ndarray, dim: int) -> np.ndarray:
+        """Matryoshka: the first ``dim`` values of full vectors, L2-normalised again."""
+        if dim not in self.matryoshka_dims:
+            raise BadInput(f"jina-v4: dim {dim} is not one of {list(self.matryoshka_dims)}")
+        return l2_normalise(np.asarray(vectors)[:, :dim])
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _prefix(self, task: str, query: bool) -> str:
+        return QUERY_PREFIX if query or task == "text-matching" else PASSAGE_PREFIX
+
+    def _single(self, texts: Sequence[str], task: str | None, query: bool) -> np.ndarray:
+        pooled = np.zeros((len(texts), self.full_dim), dtype=np.float32)
+
+        def consume(idx: list[int], hidden: torch.Tensor, mask: torch.Tensor) -> None:
+            m = mask.unsqueeze(-1).to(torch.float32)
+            summed = (hidden.float() * m).sum(dim=1)
+            pooled[idx] = (summed / m.sum(dim=1).clamp(min=1.0)).cpu().numpy()
+
+        self._run(texts, task, query, consume)
+        full = l2_normalise(pooled)
+        return full if self.dim == self.full_dim else l2_normalise(full[:, : self.dim])
+
+    def _run(
+        self,
+        texts: Sequence[str],
+        task: str | None,
+        query: bool,
+        consume: Callable[[list[int], torch.Tensor, torch.Tensor], None],
+    ) -> None:
+        """Encode under the task's adapter; ``consume(indices, last hidden, mask)`` per batch."""
+        if not texts:
+            return
+        task = task or self.task
+        self._check_task(task)
+        with self._lock, torch.inference_mode():
+            self._activate(task)
+            prefix = self._prefix(task, query)
+            limit = min(MODEL_MAX_TOKENS, self.max_tokens + self._prefix_tokens[prefix])
+            encodings = self._tokenizer.encode_batch([prefix + str(t) for t in texts])
+            ids = [e.ids[:limit] for e in encodings]
+            order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+            start = 0
+            while start < len(order):
+                width = max(1, len(ids[order[start]]))
+                rows = max(1, min(len(order) - start, self.batch_tokens // width))
+                idx = order[start : start + rows]
+                try:
+                    hidden, mask = self._forward([ids[i] for i in idx], width)
+                except torch.OutOfMemoryError:
+                    hidden = mask = None  # the traceback (and its activations) ends here
+                if hidden is None or mask is None:
+                    self._shrink_budget(rows, width)
+                    continue
+                consume(idx, hidden, mask)
+                del hidden, mask
+                start += rows
+
+    def _forward(self, rows: list[list[int]], width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-padded batch -> (last hidden state, attention mask), both on the device."""
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, row in enumerate(rows):
+            input_ids[r, : len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[r, : len(row)] = 1
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        out = self._net.model(input_ids=input_ids, attention_mask=mask, use_cache=False)
+        return out.last_hidden_state, mask
+
+    def _shrink_budget(self, rows: int, width: int) -> None:
+        """After an out-of-memory error: halve the token budget (or give up on one text)."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if rows <= 1:
+            raise CodesearchError(
+                f"jina-v4: out of {self.device.type} memory on one text of {width} tokens; "
+                "lower max_tokens"
+            )
+        self.batch_tokens = max(width, min(self.batch_tokens, rows * width) // 2)
+        log.warning("jina-v4: out of memory; batch budget lowered to %d tokens", self.batch_tokens)
+
+
+def load_jina_v4(
+    source: str | os.PathLike[str],
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    dim: int | None = None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    batch_tokens: int | None = None,
+    task: str = "code",
+    allow_download: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+    notice: Callable[[str], None] | None = None,
+    license_marker_dir: str | os.PathLike[str] | None = None,
+    attn_implementation: str | None = None,
+    threads: int | None = None,
+) -> JinaV4Embedder:
+    """Load jina-embeddings-v4 from a folder or a cached HF id. Raises ModelUnavailable.
+
+    ``dim``: one of the config's matryoshka_dims (default: truncate_dim, else the full size).
+    ``batch_tokens``: padded tokens per batch (default 16384 on CUDA, 4096 on the CPU).
+    ``notice``: called with the one-time notices (license, slow CPU); default: logging.
+    ``threads``: torch CPU threads (default: every CPU this process may use).
+    """
+    folder, name = resolve_source(source, allow_download=allow_download, cache_dir=cache_dir)
+    files = inspect_folder(folder)
+    dev = _resolve_device(device)
+    torch_dtype = _resolve_dtype(dtype, dev)
+    config, extras = build_config(files, attn_implementation or _attention(dev, torch_dtype))
+    if task not in extras.task_names:
+        raise BadInput(f"unknown jina-v4 task {task!r}: use one of {', '.join(extras.task_names)}")
+    chosen = dim if dim is not None else (extras.truncate_dim or extras.hidden_size)
+    if chosen not in extras.matryoshka_dims:
+        raise BadInput(f"jina-v4: dim {chosen} is not one of {list(extras.matryoshka_dims)}")
+    try:
+        tokenizer = Tokenizer.from_file(str(files.path(TOKENIZER)))
+    except Exception as exc:
+        raise unavailable(folder, TOKENIZER, f"cannot be loaded: {exc}") from exc
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+
+    if looks_like_real_weights(extras, name):
+        license_notice(notice, license_marker_dir)
+    if dev.type == "cpu":
+        torch.set_num_threads(threads or _cpu_count())
+        _notify_once("cpu", CPU_NOTICE, notice)
+
+    module = build_module(files, config, extras)
+    load_base_weights(module, files, torch_dtype, dev)
+    peft_model = attach_adapters(module, files, extras.task_names, torch_dtype, dev)
+    if batch_tokens is None:
+        batch_tokens = 16384 if dev.type == "cuda" else 4096
+    return JinaV4Embedder(
+        files=files,
+        extras=extras,
+        peft_model=peft_model,
+        tokenizer=tokenizer,
+        name=name,
+        device=dev,
+        dtype=torch_dtype,
+        dim=int(chosen),
+        max_tokens=max(1, min(int(max_tokens), MODEL_MAX_TOKENS)),
+        batch_tokens=batch_tokens,
+        task=task,
+    )
