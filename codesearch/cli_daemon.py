@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from codesearch.config import Settings
-from codesearch.daemon import lifecycle, registry
 from codesearch.daemon.client import Client, running
 from codesearch.daemon.protocol import DaemonUnavailable, SchemaMismatch
 from codesearch.daemon.runtime import runtime
@@ -29,6 +28,8 @@ def connect(settings: Settings, start: bool) -> Client:
     except DaemonUnavailable:
         if not start:
             raise
+    from codesearch.daemon import lifecycle
+
     lifecycle.start(settings, notice=notice)
     return Client.connect(settings)
 
@@ -44,6 +45,8 @@ def search(settings: Settings, params: dict[str, Any]) -> dict[str, Any] | None:
         with client:
             answer = client.call("search", params)
     except SchemaMismatch:  # a daemon left running by another version of codesearch
+        from codesearch.daemon import lifecycle
+
         notice("the running daemon is from another codesearch version: restarting it")
         lifecycle.stop(settings)
         with connect(settings, start=True) as client:
@@ -57,6 +60,8 @@ def search(settings: Settings, params: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def cmd_daemon(args: argparse.Namespace, settings: Settings) -> int:
+    from codesearch.daemon import lifecycle
+
     action = args.action
     if action == "start":
         if args.foreground:
@@ -95,6 +100,8 @@ def cmd_daemon(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _logs(settings: Settings, lines: int, follow: bool) -> int:
+    from codesearch.daemon import lifecycle
+
     log = runtime(settings).log
     if not log.exists():
         print(f"no log yet at {log}", file=sys.stderr)
@@ -180,6 +187,8 @@ class _EventBar:
 
 
 def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
+    from codesearch.daemon import registry
+
     path = str(Path(args.path).expanduser().resolve())
     try:
         with Client.connect(settings) as client:
@@ -200,6 +209,8 @@ def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_repos(args: argparse.Namespace, settings: Settings) -> int:
+    from codesearch.daemon import registry
+
     try:
         with Client.connect(settings) as client:
             repos = client.call("repos")["repos"]
@@ -224,6 +235,8 @@ def cmd_repos(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from codesearch.daemon import registry
+
     root = _status_root(args, settings)
     info = None
     if settings.daemon:

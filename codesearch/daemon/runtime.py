@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +36,8 @@ def runtime(settings: Settings) -> Runtime:
     run_dir = home / "run"
     if len(os.fsencode(run_dir / "daemon.sock")) > MAX_SOCKET_PATH:
         # A deep data dir cannot hold a socket: use a short per-user, per-home folder instead.
+        import tempfile
+
         digest = hashlib.sha256(os.fsencode(home.resolve())).hexdigest()[:12]
         run_dir = Path(tempfile.gettempdir()) / f"codesearch-{os.getuid()}-{digest}"
     log_dir = home / "logs"
