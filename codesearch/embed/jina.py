@@ -36,6 +36,7 @@ from codesearch.embed.jina_load import (
     attach_adapters,
     build_config,
     build_module,
+    build_random,
     inspect_folder,
     load_base_weights,
     looks_like_real_weights,
@@ -387,5 +388,55 @@ def load_jina_v4(
         dim=int(chosen),
         max_tokens=max(1, min(int(max_tokens), MODEL_MAX_TOKENS)),
         batch_tokens=batch_tokens,
+        task=task,
+    )
+
+
+def random_jina_v4(
+    config: dict[str, Any],
+    adapter_config: dict[str, Any],
+    tokenizer: Tokenizer,
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    dim: int | None = None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    batch_tokens: int | None = None,
+    task: str = "code",
+    attn_implementation: str | None = None,
+    seed: int = 0,
+) -> JinaV4Embedder:
+    """The jina-v4 embedder of ``config`` (a config.json dict) with random weights.
+
+    For benchmarks without the published weights: the module tree, the adapters and the encode
+    path are the loader's (jina_load.build_random), so the compute is the real one. The weights
+    are made on ``device``. ``tokenizer`` must know ``<|endoftext|>`` (the pad token).
+    """
+    dev = _resolve_device(device)
+    torch_dtype = _resolve_dtype(dtype, dev)
+    files, extras, peft_model = build_random(
+        config,
+        adapter_config,
+        dtype=torch_dtype,
+        device=dev,
+        attn_implementation=attn_implementation or _attention(dev, torch_dtype),
+        seed=seed,
+    )
+    if task not in extras.task_names:
+        raise BadInput(f"unknown jina-v4 task {task!r}: use one of {', '.join(extras.task_names)}")
+    chosen = dim if dim is not None else (extras.truncate_dim or extras.hidden_size)
+    if chosen not in extras.matryoshka_dims:
+        raise BadInput(f"jina-v4: dim {chosen} is not one of {list(extras.matryoshka_dims)}")
+    return JinaV4Embedder(
+        files=files,
+        extras=extras,
+        peft_model=peft_model,
+        tokenizer=tokenizer,
+        name="random",
+        device=dev,
+        dtype=torch_dtype,
+        dim=int(chosen),
+        max_tokens=max(1, min(int(max_tokens), MODEL_MAX_TOKENS)),
+        batch_tokens=batch_tokens or (16384 if dev.type == "cuda" else 4096),
         task=task,
     )

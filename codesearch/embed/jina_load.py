@@ -407,8 +407,12 @@ def attach_adapters(
     tasks: tuple[str, ...],
     dtype: torch.dtype,
     device: torch.device,
+    tensors: dict[str, dict[str, torch.Tensor]] | None = None,
 ) -> Any:
-    """A PeftModel over ``module`` with one LoRA adapter per task, loaded from the one file."""
+    """A PeftModel over ``module`` with one LoRA adapter per task, loaded from the one file.
+
+    ``tensors`` (task -> the file's keys -> tensor) replaces reading the file (build_random).
+    """
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 
     cfg = files.adapter_config
@@ -416,7 +420,7 @@ def attach_adapters(
         raise unavailable(files.folder, ADAPTER_CONFIG, f"is {cfg.get('peft_type')!r}, not LORA")
     if cfg.get("use_dora"):
         raise unavailable(files.folder, ADAPTER_CONFIG, "asks for DoRA, which is not supported")
-    per_task = _adapter_tensors(files, tasks, dtype, device)
+    per_task = tensors if tensors is not None else _adapter_tensors(files, tasks, dtype, device)
     peft_model = None
     for task in tasks:
         targets = sorted(
@@ -520,3 +524,114 @@ def _load_task(
             f"did not load cleanly for {task}: missing {_few(not_loaded)}, "
             f"unexpected {_few(list(result.unexpected_keys))}",
         )
+
+
+# -- random weights (benchmarks) --------------------------------------------------------------
+
+# The projections of every decoder layer that carry a LoRA in the published adapter file.
+LORA_TARGETS = (
+    "self_attn.q_proj",
+    "self_attn.k_proj",
+    "self_attn.v_proj",
+    "self_attn.o_proj",
+    "mlp.gate_proj",
+    "mlp.up_proj",
+    "mlp.down_proj",
+)
+_LAYER_LINEAR = re.compile(r"^model\.language_model\.layers\.\d+\.(?P<target>.+)$")
+
+
+@dataclass
+class RandomCheckpoint(CheckpointFiles):
+    """Stands in for a checkpoint folder when the weights are random: no file is read."""
+
+    seed: int = 0
+
+    def identity(self) -> str:
+        text = json.dumps([self.config, self.adapter_config, self.seed], sort_keys=True)
+        return "random-" + hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def build_random(
+    config: dict[str, Any],
+    adapter_config: dict[str, Any],
+    *,
+    dtype: torch.dtype,
+    device: torch.device,
+    attn_implementation: str = "sdpa",
+    seed: int = 0,
+    std: float = 0.02,
+) -> tuple[RandomCheckpoint, JinaExtras, Any]:
+    """(files, extras, PeftModel): the loader's model from a config.json dict, random weights.
+
+    The same code path as a real load (build_config, build_module on the meta device, the
+    base weights assigned by name, attach_adapters with one LoRA per task on every decoder
+    projection and on the multi_vector_projector); only the tensors come from a generator on
+    ``device`` instead of the files, so nothing is initialised twice or on the CPU first.
+    ``adapter_config`` holds adapters/adapter_config.json's fields (r, lora_alpha, ...).
+    """
+    files = RandomCheckpoint(
+        folder=Path(f"<random weights, seed {seed}>"),
+        config=config,
+        shards=[],
+        weight_map={},
+        adapter_config=adapter_config,
+        seed=seed,
+    )
+    model_config, extras = build_config(files, attn_implementation)
+    module = build_module(files, model_config, extras)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    with torch.no_grad():
+        state = {
+            name: _random_tensor(name, tuple(t.shape), dtype, device, gen, std)
+            for name, t in module.state_dict().items()
+        }
+        module.load_state_dict(state, strict=True, assign=True)  # as load_base_weights does
+        del state
+        module.to(device)
+        rank = int(adapter_config.get("r", 8))
+        tensors = {
+            task: _random_lora(module, task, rank, dtype, device, gen, std)
+            for task in extras.task_names
+        }
+    peft_model = attach_adapters(module, files, extras.task_names, dtype, device, tensors=tensors)
+    return files, extras, peft_model
+
+
+def _random_tensor(
+    name: str,
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+    device: torch.device,
+    gen: torch.Generator,
+    std: float,
+) -> torch.Tensor:
+    if len(shape) == 1 and ("norm" in name or "ln_" in name):
+        return torch.ones(shape, dtype=dtype, device=device)
+    out = torch.empty(shape, dtype=torch.float32, device=device)
+    out.normal_(0.0, std if len(shape) > 1 else std / 10, generator=gen)
+    return out.to(dtype)
+
+
+def _random_lora(
+    module: JinaV4Module,
+    task: str,
+    rank: int,
+    dtype: torch.dtype,
+    device: torch.device,
+    gen: torch.Generator,
+    std: float,
+) -> dict[str, torch.Tensor]:
+    """One task's LoRA under the adapter file's key names, for every layer the file covers."""
+    out: dict[str, torch.Tensor] = {}
+    for path, sub in module.named_modules():
+        m = _LAYER_LINEAR.match(path)
+        wanted = (m is not None and m["target"] in LORA_TARGETS) or path == "multi_vector_projector"
+        if not wanted or not isinstance(sub, nn.Linear):
+            continue
+        prefix = f"base_model.model.{path}"
+        a = f"{prefix}.lora_A.{task}.weight"
+        b = f"{prefix}.lora_B.{task}.weight"
+        out[a] = _random_tensor(a, (rank, sub.in_features), dtype, device, gen, std)
+        out[b] = _random_tensor(b, (sub.out_features, rank), dtype, device, gen, std)
+    return out
