@@ -6,7 +6,8 @@ codesearch search QUERY --repo PATH [-k N] [--json] [--batch FILE]
 codesearch add PATH / remove PATH / repos             # what the daemon watches
 codesearch daemon start|stop|restart|status|logs|install
 codesearch status [PATH]
-codesearch models
+codesearch models                                     # embedding backends usable here
+codesearch embed "TEXT" --query|--passage [--model M] [--task T] [--dim N] [--multivector] [--json]
 
 Searches go through the background daemon (started on first use) unless --no-daemon.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,12 +25,14 @@ from typing import TYPE_CHECKING
 
 from codesearch import __version__
 from codesearch.chunk.languages import LANGUAGES
-from codesearch.types import KINDS, BadInput, CodesearchError, Filters, Hit
+from codesearch.types import KINDS, BadInput, CodesearchError, Filters, Hit, IndexStats
 
 if TYPE_CHECKING:
     from codesearch.config import Settings
+    from codesearch.engine import IndexStatus
 
-COMMANDS = ("index", "search", "status", "models", "add", "remove", "repos", "daemon")
+COMMANDS = ("index", "search", "status", "models", "embed", "add", "remove", "repos", "daemon")
+TASKS = ("code", "retrieval", "text-matching")  # jina-v4's task adapters
 DAEMON_ACTIONS = ("start", "stop", "restart", "status", "logs", "install")
 TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
 
@@ -41,6 +45,8 @@ examples:
   codesearch add ~/src/app                             watch a repository: always fresh
   codesearch status
   codesearch daemon logs -n 50
+  codesearch embed "parse config" --query --json       the vector a question gets
+  codesearch embed "def parse(): ..." --passage --model jina-v4 --task code --dim 512
 """
 
 
@@ -61,7 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("index", help="index a repository, or update its index")
     p.add_argument("path", nargs="?", default=".", help="repository folder (default: .)")
-    p.add_argument("--model", help="embedding model: auto, minilm, or a local model folder")
+    p.add_argument(
+        "--model",
+        help="embedding model: auto, minilm, jina-v4, a local model folder or a cached HF id",
+    )
     p.add_argument(
         "--max-file-size",
         type=int,
@@ -116,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="search in this process, without the background daemon",
     )
     p.add_argument(
+        "--rerank",
+        type=int,
+        default=0,
+        metavar="N",
+        help="re-rank the top N by late interaction (multi-vector models: jina-v4)",
+    )
+    p.add_argument(
         "--snippet-lines",
         type=int,
         default=6,
@@ -154,6 +170,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list embedding backends and whether they are usable here")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("embed", help="print the vector a model gives a text (as index or search)")
+    p.add_argument("text", nargs="?", help="the text to embed")
+    side = p.add_mutually_exclusive_group()
+    side.add_argument("--query", action="store_true", help="embed it as a search question")
+    side.add_argument("--passage", action="store_true", help="embed it as an indexed chunk")
+    p.add_argument("--model", help="auto (default), minilm, jina-v4, a model folder or HF id")
+    p.add_argument(
+        "--task",
+        choices=TASKS,
+        help="jina-v4's task adapter (default code; the index embeds prose with retrieval)",
+    )
+    p.add_argument("--dim", type=int, metavar="N", help="Matryoshka size (jina-v4: 128 ... 2048)")
+    p.add_argument(
+        "--multivector",
+        action="store_true",
+        help="jina-v4: one vector per token (late interaction)",
+    )
+    p.add_argument("--image", metavar="PATH", help="embed an image (not available yet)")
+    p.add_argument("--json", action="store_true", help='print {"model", "task", "dim", "vector"}')
     return parser
 
 
@@ -197,9 +233,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def cmd_index(args: argparse.Namespace) -> int:
     from codesearch.engine import index_repo
-    from codesearch.render import ProgressBar, format_skips, format_summary
+    from codesearch.render import ProgressBar, format_skips
 
     settings = _settings(args)
+    before = None if args.quiet or args.rebuild else _built_with(Path(args.path), settings)
     bar = ProgressBar() if not args.quiet else None
     try:
         stats = index_repo(
@@ -211,13 +248,55 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.verbose and stats.skipped:
         print(format_skips(stats), file=sys.stderr)
     if not args.quiet:
-        print(format_summary(stats, str(Path(args.path).resolve())), file=sys.stderr)
+        print(_index_summary(args, settings, stats, before), file=sys.stderr)
     return 0
+
+
+def _built_with(path: Path, settings: Settings) -> IndexStatus | None:
+    """The model and dims of the existing index of ``path`` (None if there is none)."""
+    from codesearch.engine import index_status
+    from codesearch.paths import resolve_root
+
+    try:
+        return index_status(resolve_root(path), settings)
+    except CodesearchError:  # no index yet, or one that index_repo will report on
+        return None
+
+
+def _index_summary(
+    args: argparse.Namespace, settings: Settings, stats: IndexStats, before: IndexStatus | None
+) -> str:
+    """The render summary plus the model that built the index: one line."""
+    from codesearch.embed.registry import explain_auto
+    from codesearch.engine import index_status
+    from codesearch.paths import resolve_root
+    from codesearch.render import format_summary
+
+    root = resolve_root(Path(args.path))
+    after = index_status(root, settings)
+    notes = []
+    requested = args.model or (before.model_spec if before else "") or settings.model
+    if requested == "auto":
+        notes.append(f"picked by auto: {explain_auto()[1]}")
+    if before is not None and before.model_id and before.model_id != after.model_id:
+        if _without_dim(before.model_id) == _without_dim(after.model_id):
+            notes.append(f"rebuilt: the dimension changed from {before.dim} to {after.dim}")
+        else:
+            notes.append(f"rebuilt: the model changed from {before.model_id} ({before.dim} dims)")
+        stats = replace(stats, rebuilt=False)  # said more precisely here
+    note = f" ({'; '.join(notes)})" if notes else ""
+    return f"{format_summary(stats, str(root))}; model {after.model_id}, {after.dim} dims{note}"
+
+
+def _without_dim(model_id: str) -> str:
+    return re.sub(r":d\d+$", "", model_id)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     if args.k <= 0:
         raise BadInput("-k must be a positive number")
+    if args.rerank < 0:
+        raise BadInput("--rerank must be 0 (off) or a positive number")
     queries = _read_batch(args.batch) if args.batch else [" ".join(args.query)]
     if not args.batch and not queries[0].strip():
         raise BadInput('empty query: ask a question, e.g. codesearch "where is auth handled"')
@@ -232,6 +311,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             {
                 "queries": queries,
                 "k": args.k,
+                "rerank": args.rerank,
                 "filters": {
                     "languages": list(filters.languages),
                     "path_globs": list(filters.path_globs),
@@ -258,7 +338,8 @@ def _search_here(
 
     root = resolve_root(Path(args.repo)) if args.repo else locate_repo(Path.cwd(), settings)
     with RepoSearch(root, settings, model=args.model) as repo:
-        return repo.search_many(queries, SearchOptions(k=args.k, filters=filters))
+        options = SearchOptions(k=args.k, filters=filters, rerank=args.rerank)
+        return repo.search_many(queries, options)
 
 
 def _print_results(args: argparse.Namespace, queries: list[str], results: list[list[Hit]]) -> int:
@@ -313,8 +394,46 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(json.dumps([b.__dict__ for b in backends], indent=2))
         return 0
     for b in backends:
-        state = "usable" if b.usable else f"not usable: {b.reason}"
+        state = f"not usable: {b.reason}" if not b.usable else "usable"
+        if b.usable and b.reason:  # a caveat (jina-v4 without a GPU)
+            state += f" ({b.reason})"
         print(f"{b.name:10} {b.description}\n{'':10} needs: {b.needs}\n{'':10} {state}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from codesearch.embed.registry import embed_text
+
+    if args.image:
+        raise BadInput("--image is not available yet: the vision path is issue 7")
+    if args.text is None:
+        raise BadInput('nothing to embed: codesearch embed "TEXT" --query (or --passage)')
+    if not (args.query or args.passage):
+        raise BadInput("say how to embed the text: --query (a question) or --passage (a chunk)")
+    settings = _settings(args)
+    result = embed_text(
+        args.text,
+        model=args.model or settings.model,
+        query=args.query,
+        task=args.task,
+        dim=args.dim,
+        multivector=args.multivector,
+        home=settings.home,
+    )
+    if args.json:
+        print(json.dumps(result.to_json()))
+        return 0
+    rows = result.vectors
+    side = "query" if args.query else "passage"
+    shape = (
+        f"{len(rows)} token vectors of {result.dim} dims"
+        if result.multivector
+        else (f"{result.dim} dims")
+    )
+    task = f", task {result.task}" if result.task else ""
+    first = ", ".join(f"{v:+.4f}" for v in rows[0][:8]) if len(rows) else ""
+    print(f"{result.model} ({side}{task}): {shape}, norm {float((rows[0] ** 2).sum()) ** 0.5:.4f}")
+    print(f"[{first}{', ...' if result.dim > 8 else ''}]")
     return 0
 
 
@@ -323,6 +442,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "search": cmd_search,
     "status": cmd_status,
     "models": cmd_models,
+    "embed": cmd_embed,
     "add": _daemon_command("add"),
     "remove": _daemon_command("remove"),
     "repos": _daemon_command("repos"),

@@ -26,6 +26,9 @@ class Settings:
     include_secrets: bool = False  # index .env, *.pem, ... (off by default)
     batch_size: int = 32  # documents per embedder call
     daemon: bool = True  # searches go through the background daemon (started on first use)
+    # Vector size for models with Matryoshka dims (jina-v4: 128 ... 2048); None = the backend's
+    # default. Part of the model id an index records: changing it rebuilds the index.
+    embed_dim: int | None = None
 
     @property
     def index_dir(self) -> Path:
@@ -54,13 +57,20 @@ _ENV = {
     "include_secrets": "CODESEARCH_INCLUDE_SECRETS",
     "batch_size": "CODESEARCH_BATCH_SIZE",
     "daemon": "CODESEARCH_DAEMON",
+    "embed_dim": "CODESEARCH_EMBED_DIM",
 }
+
+_DEFAULT_WORDS = ("", "auto", "default", "none")
 
 
 def _coerce(name: str, value: object, source: str) -> object:
     kinds = {f.name: f.type for f in fields(Settings)}
     kind = kinds[name]
     try:
+        if kind == "int | None":
+            if value is None or str(value).strip().lower() in _DEFAULT_WORDS:
+                return None
+            kind = "int"
         if kind == "int":
             number = int(str(value))
             if number <= 0:

@@ -15,17 +15,30 @@ from codesearch.search import Searcher, SearchOptions
 from codesearch.store import Store
 from codesearch.types import Hit, IndexMissing, IndexStats, ModelMismatch, NotARepository
 
-_LOADED: dict[tuple[str, int], Embedder] = {}
+_LOADED: dict[tuple[str, int, int | None], Embedder] = {}
 _LOADING = threading.Lock()
 
 
-def get_embedder(spec: str, batch_size: int) -> Embedder:
-    """Load a model once per process (a daemon or a test session asks many times)."""
-    key = (resolve_auto() if spec == "auto" else spec, batch_size)
+def get_embedder(spec: str, batch_size: int, dim: int | None = None) -> Embedder:
+    """Load a model once per process (a daemon or a test session asks many times).
+
+    ``dim``: the vector size (a Matryoshka model offers several); None: the configured one."""
+    name = resolve_auto() if spec == "auto" else spec
+    key = (name, batch_size, dim)
     with _LOADING:
-        if key not in _LOADED:
-            _LOADED[key] = load_embedder(spec, batch_size=batch_size)
-        return _LOADED[key]
+        if key in _LOADED:
+            return _LOADED[key]
+        # The writer asks for the configured size, a reader for its index's size: serve both
+        # from one model in memory (a Matryoshka model gives other sizes as views).
+        loaded = _LOADED.get((name, batch_size, None))
+        if dim is not None and loaded is not None and loaded.dim == dim:
+            embedder = loaded
+        elif dim is not None and loaded is not None and hasattr(loaded, "with_dim"):
+            embedder = loaded.with_dim(dim)
+        else:
+            embedder = load_embedder(spec, batch_size=batch_size, dim=dim)
+        _LOADED[key] = embedder
+        return embedder
 
 
 # meta keys
@@ -135,7 +148,9 @@ class RepoSearch:
                     f"index of {root} was built with model {spec!r}, not {model!r}: "
                     f"rebuild it with `codesearch index --rebuild --model {model}`"
                 )
-            self.embedder = embedder or get_embedder(spec, settings.batch_size)
+            # the size the index was built with, whatever the setting says today
+            dim = int(self.store.get_meta("dim") or 0) or None
+            self.embedder = embedder or get_embedder(spec, settings.batch_size, dim)
             self.store.require_model(self.embedder.model_id)
             self.searcher = Searcher(self.store, self.embedder)
         except BaseException:

@@ -1,8 +1,12 @@
 """The indexer: discover -> diff against the store -> chunk -> embed what is new -> store.
 
 Each file's update is one store transaction, so an interrupted run keeps everything it
-finished. Vectors are keyed by the content hash of the embedded text: a chunk that did not
-change (also after a rename or a revert) is never embedded twice.
+finished. Vectors are keyed by the content hash of the embedded text (and, for a backend with
+task adapters, the task: see ``types.vector_key``): a chunk that did not change (also after a
+rename or a revert) is never embedded twice.
+
+Task routing (jina-v4): each chunk is embedded for ``embed.base.document_task`` ("code", or
+"retrieval" for prose); the chunks that need vectors are embedded in one call per task.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy as np
 from codesearch.chunk import CHUNKER_VERSION, chunk_file
 from codesearch.config import Settings
 from codesearch.embed import Embedder
+from codesearch.embed.base import document_task, embedder_tasks
 from codesearch.paths import in_scope, normalize_scope, read_source, walk
 from codesearch.store import Store
 from codesearch.types import (
@@ -85,13 +90,20 @@ class Indexer:
     def run(self, scope: Collection[str] | None = None) -> IndexStats:
         """Bring the index up to date: the whole repository, or with a ``scope``
         (repository-relative paths, see :func:`codesearch.paths.walk`) only what lies in it,
-        with the same decisions a full run makes; files outside the scope are untouched."""
+        with the same decisions a full run makes; files outside the scope are untouched.
+        A run that had to wipe the index (``rebuilt``) covers the whole repository."""
         self._started = time.monotonic()
         rebuilt = self.store.configure(
             model_id=self.embedder.model_id,
             dim=self.embedder.dim,
             chunker_version=CHUNKER_VERSION,
         )
+        if embedder_tasks(self.embedder) and "" in self.store.tasks():
+            # Built by this model before task routing: re-read and re-embed every file.
+            self.store.forget_files()
+            rebuilt = True
+        if rebuilt:
+            scope = None  # every file was forgotten, not only the scope's
         roots = None if scope is None else normalize_scope(scope)
         found = walk(self.root, self.settings, roots)
         known = self.store.file_states()
@@ -157,24 +169,32 @@ class Indexer:
     def _flush(self, pending: Sequence[_Pending]) -> None:
         if not pending:
             return
-        hashes = {c.content_hash: c for p in pending for c in p.chunks}
-        have = self.store.has_vectors(hashes)
-        missing = [h for h in hashes if h not in have]
+        tasks = {id(p): [document_task(self.embedder, c) for c in p.chunks] for p in pending}
+        wanted: dict[str, tuple[str, Chunk]] = {}  # vector key -> (task, a chunk with it)
+        for p in pending:
+            for c, task in zip(p.chunks, tasks[id(p)], strict=True):
+                wanted.setdefault(c.vector_key(task), (task, c))
+        have = self.store.has_vectors(wanted)
+        by_task: dict[str, list[str]] = {}
+        for key, (task, _) in wanted.items():
+            if key not in have:
+                by_task.setdefault(task, []).append(key)
         vectors: dict[str, np.ndarray] = {}
-        if missing:
+        for task, keys in by_task.items():
             if self.before_embed is not None:
                 self.before_embed()
-            matrix = self.embedder.embed_documents([hashes[h].embed_text() for h in missing])
-            vectors = dict(zip(missing, matrix, strict=True))
-        self._embedded += len(missing)
-        self._reused += sum(len(p.chunks) for p in pending) - len(missing)
+            texts = [wanted[key][1].embed_text() for key in keys]
+            if task:
+                matrix = self.embedder.embed_documents(texts, task=task)  # type: ignore[call-arg]
+            else:
+                matrix = self.embedder.embed_documents(texts)
+            vectors.update(zip(keys, matrix, strict=True))
+        self._embedded += len(vectors)
+        self._reused += sum(len(p.chunks) for p in pending) - len(vectors)
         for item in pending:
-            needed = {
-                c.content_hash: vectors[c.content_hash]
-                for c in item.chunks
-                if c.content_hash in vectors
-            }
-            self.store.replace_file(item.state, item.chunks, needed)
+            keys = [c.vector_key(t) for c, t in zip(item.chunks, tasks[id(item)], strict=True)]
+            needed = {key: vectors[key] for key in keys if key in vectors}
+            self.store.replace_file(item.state, item.chunks, needed, tasks[id(item)])
             self._files_written += 1
         self._report()
 

@@ -1,14 +1,39 @@
-"""The searcher: vector KNN + BM25 (+ a verbatim-phrase bonus), fused, filtered, collapsed."""
+"""The searcher: vector KNN + BM25 (+ a verbatim-phrase bonus), fused, filtered, collapsed.
+
+Task routing: with a backend that has task adapters (jina-v4) and an index whose vectors were
+embedded for tasks ("code", "retrieval"), each question is embedded once per task present
+(one call per task for all questions of ``search_many``), KNN runs per task, and the dense
+candidates are merged by cosine similarity, each chunk scored by its own task's question
+vector. A backend without tasks takes the plain path: one question vector, one KNN.
+
+Re-ranking (``SearchOptions.rerank``, multi-vector backends only): the top ``rerank`` results
+are re-scored by late interaction (MaxSim) between the question's token vectors and the
+chunk's, both for the chunk's task, and re-ordered; the rest follow in their fused order.
+The score is MaxSim divided by the question's token count (the mean over question tokens of
+the best document token's cosine, in [-1, 1]); it orders the same as the unnormalised sum,
+and a reranked hit reports it as its score (so with ``rerank >= k`` every score is a MaxSim).
+
+The chunks' token vectors are recomputed at query time from their embed text, not stored:
+jina-v4 gives one 128-dim vector per token, so a typical chunk of ~200 tokens would need
+200 x 128 x 2 B = 51,200 B (50 KiB) at float16, or 25,600 B (25 KiB, plus a scale per token)
+at int8, against 8 KiB for its single 2048-dim float32 vector (4 KiB at 1024 dims): 6.25x
+(float16) or 3.1x (int8) the whole vector index, i.e. +5.1 GB or +2.6 GB for 100k chunks,
+written on every re-index, for a feature that is opt-in and per question reads only
+``rerank`` chunks. The price is one forward pass over ``rerank`` x ~200 tokens per question.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from codesearch.chunk.pieces import PART_MARKER
 from codesearch.embed import Embedder
+from codesearch.embed.base import document_task, embedder_tasks
 from codesearch.store import Store, StoredChunk
-from codesearch.types import Chunk, Filters, Hit
+from codesearch.types import BadInput, Chunk, Filters, Hit
 
 SNIPPET_LINES = 12
 
@@ -36,6 +61,8 @@ class SearchOptions:
     k: int = 10
     filters: Filters = field(default_factory=Filters)
     snippet_lines: int = SNIPPET_LINES
+    # > 0: re-score the top `rerank` results by late interaction (needs a multi-vector model)
+    rerank: int = 0
 
 
 class Searcher:
@@ -50,11 +77,19 @@ class Searcher:
     def search_many(
         self, queries: Sequence[str], options: SearchOptions = SearchOptions()
     ) -> list[list[Hit]]:
-        """Answer several queries; their embeddings are computed in one batch."""
+        """Answer several queries; their embeddings are computed in one batch (per task)."""
+        self._check_rerank(options)
         texts = [q.strip() for q in queries]
         wanted = [i for i, q in enumerate(texts) if q]
-        vectors = self.embedder.embed_queries([texts[i] for i in wanted]) if wanted else []
-        by_index = dict(zip(wanted, vectors, strict=True))
+        asked = [texts[i] for i in wanted]
+        routes = self._routes() if wanted else None
+        by_index: dict[int, dict[str | None, np.ndarray]]
+        if routes is None:
+            vectors = self.embedder.embed_queries(asked) if wanted else []
+            by_index = {i: {None: v} for i, v in zip(wanted, vectors, strict=True)}
+        else:
+            per_task = {task: self._embed_queries(asked, task) for task in routes}
+            by_index = {i: {t: per_task[t][j] for t in routes} for j, i in enumerate(wanted)}
         results: list[list[Hit]] = []
         for i, query in enumerate(texts):
             if i not in by_index:
@@ -63,10 +98,50 @@ class Searcher:
             results.append(self._one(query, by_index[i], options))
         return results
 
-    def _one(self, query: str, vector: object, options: SearchOptions) -> list[Hit]:
+    def _check_rerank(self, options: SearchOptions) -> None:
+        if options.rerank < 0:
+            raise BadInput(f"rerank must be 0 (off) or a number of results, not {options.rerank}")
+        if options.rerank and not callable(getattr(self.embedder, "embed_multivector", None)):
+            raise BadInput(
+                "re-ranking needs a multi-vector model such as jina-v4 "
+                f"(this index uses {self.embedder.model_id})"
+            )
+
+    def _routes(self) -> list[str] | None:
+        """The tasks to embed each question for; None for the plain path (a backend without
+        tasks, or an index without task vectors)."""
+        tasks = embedder_tasks(self.embedder)
+        if not tasks:
+            return None
+        present = [t for t in self.store.tasks() if t == "" or t in tasks]
+        return present if present and present != [""] else None
+
+    def _embed_queries(self, texts: Sequence[str], task: str) -> np.ndarray:
+        # task "": vectors from before task routing, embedded with the backend's default task
+        return self.embedder.embed_queries(texts, task=task or None)  # type: ignore[call-arg]
+
+    def _dense(
+        self, vectors: Mapping[str | None, np.ndarray], depth: int, filters: Filters
+    ) -> list[tuple[int, float]]:
+        """KNN per task, merged by distance (each chunk against its own task's question)."""
+        if len(vectors) == 1:
+            # One task (or none): every live vector is of it, so no need to restrict the scan.
+            (vector,) = vectors.values()
+            return self.store.knn(vector, depth, filters)
+        merged = [
+            hit
+            for task, vector in vectors.items()
+            for hit in self.store.knn(vector, depth, filters, task=task)
+        ]
+        merged.sort(key=lambda hit: (hit[1], hit[0]))
+        return merged[:depth]
+
+    def _one(
+        self, query: str, vectors: Mapping[str | None, np.ndarray], options: SearchOptions
+    ) -> list[Hit]:
         f = self.fusion
         depth = max(f.candidates, options.k * 4)
-        dense = self.store.knn(vector, depth, options.filters)  # type: ignore[arg-type]
+        dense = self._dense(vectors, depth, options.filters)
         lexical = self.store.bm25(query, depth, options.filters)
         if f.mode in ("score", "z"):
             similarity = [(cid, 1.0 - distance) for cid, distance in dense]
@@ -84,7 +159,58 @@ class Searcher:
                 fused[cid] = fused.get(cid, 0.0) + f.phrase_bonus
         ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
         chunks = self.store.chunks([cid for cid, _ in ranked[: depth * 2]])
+        if options.rerank > 0:
+            ranked = self._rerank(query, ranked, chunks, options.rerank)
         return collapse(ranked, chunks, options)
+
+    def _rerank(
+        self,
+        query: str,
+        ranked: Sequence[tuple[int, float]],
+        chunks: Mapping[int, StoredChunk],
+        n: int,
+    ) -> list[tuple[int, float]]:
+        """The first ``n`` results (one chunk per symbol, as :func:`collapse` shows them)
+        re-scored by normalised MaxSim and re-ordered; everything else after, in order."""
+        head: list[tuple[int, float]] = []
+        rest: list[tuple[int, float]] = []
+        seen: set[tuple[object, ...]] = set()
+        for cid, score in ranked:
+            stored = chunks.get(cid)
+            key = None if stored is None else _symbol_key(stored.chunk)
+            if len(head) < n and stored is not None and key not in seen:
+                seen.add(key)
+                head.append((cid, score))
+            else:
+                rest.append((cid, score))
+        by_task: dict[str, list[int]] = {}
+        for pos, (cid, _) in enumerate(head):
+            by_task.setdefault(document_task(self.embedder, chunks[cid].chunk), []).append(pos)
+        embed = self.embedder.embed_multivector  # type: ignore[attr-defined]
+        scores = np.zeros(len(head), dtype=np.float64)
+        for task, positions in by_task.items():
+            question = embed([query], task or None, query=True)[0]
+            docs = embed([chunks[head[p][0]].chunk.embed_text() for p in positions], task or None)
+            scores[positions] = late_interaction(question, docs)
+        order = sorted(range(len(head)), key=lambda p: (-scores[p], p))
+        return [(head[p][0], float(scores[p])) for p in order] + rest
+
+
+def late_interaction(query: np.ndarray, docs: Sequence[np.ndarray]) -> np.ndarray:
+    """Normalised MaxSim of one question against each document: for each question token the
+    best document token's dot product, averaged over the question's tokens (``jina.maxsim``
+    divided by the question's token count), as float64. An empty side scores 0."""
+    q = np.asarray(query, dtype=np.float32)
+    out = np.zeros(len(docs), dtype=np.float64)
+    lengths = np.array([len(d) for d in docs], dtype=np.int64)
+    keep = np.flatnonzero(lengths > 0)
+    if q.size == 0 or not len(keep):
+        return out
+    stacked = np.concatenate([np.asarray(docs[i], dtype=np.float32) for i in keep])
+    starts = np.concatenate(([0], np.cumsum(lengths[keep])[:-1]))
+    best = np.maximum.reduceat(q @ stacked.T, starts, axis=1)  # (question tokens, docs)
+    out[keep] = best.sum(axis=0, dtype=np.float64) / len(q)
+    return out
 
 
 def fuse(

@@ -54,9 +54,22 @@ class Chunk:
     def content_hash(self) -> str:
         return content_hash(self.embed_text())
 
+    def vector_key(self, task: str = "") -> str:
+        """The key of this chunk's vector when embedded under ``task`` (see :func:`vector_key`)."""
+        return vector_key(self.content_hash, task)
+
 
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def vector_key(text_hash: str, task: str = "") -> str:
+    """The store's key of a vector: the embedded text's hash, and the task it was embedded for.
+
+    Task "" (a backend without tasks) keeps the bare content hash, so indexes built before
+    tasks existed stay valid; otherwise ``"{task}:{hash}"``, which no bare hash (64 hex digits)
+    can equal: the same text under two tasks gets two vectors."""
+    return f"{task}:{text_hash}" if task else text_hash
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -73,15 +74,28 @@ def test_status_reports_the_index(indexed: Path, capsys: pytest.CaptureFixture[s
     assert st["languages"]["python"] >= 5
 
 
-def test_models_lists_minilm_as_usable(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture
+def no_jina_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever this machine holds: no jina-v4 checkpoint folder, an empty HF cache."""
+    for var in ("CODESEARCH_JINA_V4", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))
+
+
+def test_models_lists_minilm_as_usable(
+    capsys: pytest.CaptureFixture[str], no_jina_weights: None
+) -> None:
     assert main(["models", "--json"]) == 0
     backends = {b["name"]: b for b in json.loads(capsys.readouterr().out)}
     assert backends["minilm"]["usable"] is True
     assert backends["jina-v4"]["usable"] is False
+    assert "weights not found" in backends["jina-v4"]["reason"]
+    assert main(["models"]) == 0
+    assert "not usable: weights not found" in capsys.readouterr().out
 
 
 def test_index_summary_and_verbose_skips(
-    demo_repo: Path, capsys: pytest.CaptureFixture[str]
+    demo_repo: Path, capsys: pytest.CaptureFixture[str], no_jina_weights: None
 ) -> None:
     (demo_repo / ".env").write_text("SECRET=1\n")
     (demo_repo / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
@@ -90,6 +104,12 @@ def test_index_summary_and_verbose_skips(
     assert "skipped .env: secret" in err
     assert "skipped logo.png: binary" in err
     assert "9 files" not in err and "7 files (7 updated" in err
+    # the model that built it, and why auto chose it: on the summary line
+    summary = err.strip().splitlines()[-1]
+    assert summary.startswith(f"indexed {demo_repo}: 7 files")
+    assert summary.endswith(
+        "; model minilm:all-MiniLM-L6-v2, 384 dims (picked by auto: no jina-v4 weights found)"
+    )
 
 
 # -- errors: one clear line, exit 2, index intact --------------------------------------------
@@ -159,8 +179,7 @@ def test_help_examples_parse() -> None:
     for line in EPILOG.splitlines():
         line = line.strip()
         if line.startswith("codesearch "):
-            command = line.split("  ")[0].split()[1:]
-            argv = [a.strip("'\"") for a in command]
+            argv = shlex.split(line.split("  ")[0])[1:]
             if argv[0] not in COMMANDS:
                 argv = ["search", " ".join(argv)]
             parser.parse_args(argv)
@@ -192,7 +211,7 @@ def test_reindex_keeps_the_model_that_built_the_index(
     assert main(["status", str(demo_repo), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["repos"][0]["model"].startswith("fake:")
     assert main(["index", str(demo_repo), "--model", "minilm"]) == 0  # an explicit switch
-    assert "rebuilt" in capsys.readouterr().err
+    assert "(rebuilt: the model changed from fake:hash-64 (64 dims))" in capsys.readouterr().err
     assert main(["search", "retry", "--repo", str(demo_repo), "--json"]) == 0
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from codesearch.config import load_settings
 from codesearch.embed import (
     BackendInfo,
     Embedder,
@@ -20,7 +21,7 @@ from codesearch.embed import (
     load_embedder,
 )
 from codesearch.embed.registry import packaged_minilm_dir
-from codesearch.types import ModelUnavailable
+from codesearch.types import BadInput, ModelUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,11 +120,20 @@ def test_fake_counts_documents_and_calls() -> None:
 # -- the registry --------------------------------------------------------------------------
 
 
-def test_available_backends() -> None:
+@pytest.fixture
+def no_jina_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever this machine holds: no jina-v4 checkpoint folder, an empty HF cache."""
+    for var in ("CODESEARCH_JINA_V4", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))
+
+
+def test_available_backends(no_jina_weights: None) -> None:
     infos = {b.name: b for b in available_backends()}
     assert all(isinstance(b, BackendInfo) for b in infos.values())
     assert infos["minilm"].usable and infos["minilm"].reason == ""
-    assert not infos["jina-v4"].usable and infos["jina-v4"].reason
+    assert not infos["jina-v4"].usable
+    assert infos["jina-v4"].reason.startswith("weights not found: CODESEARCH_JINA_V4 is not set")
     assert infos["fake"].usable
     assert "hf" in infos
 
@@ -133,7 +143,7 @@ def test_fake_by_name() -> None:
 
 
 @pytest.mark.parametrize("name", ["jina-v4", "no-such-model", "./does/not/exist"])
-def test_unusable_names_raise_one_line(name: str) -> None:
+def test_unusable_names_raise_one_line(name: str, no_jina_weights: None) -> None:
     with pytest.raises(ModelUnavailable) as info:
         load_embedder(name)
     msg = str(info.value)
@@ -142,6 +152,28 @@ def test_unusable_names_raise_one_line(name: str) -> None:
         assert "--model minilm" in msg
     else:
         assert "minilm" in msg  # lists the valid names
+
+
+def test_embed_dim_setting(isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CODESEARCH_EMBED_DIM", raising=False)
+    assert load_settings().embed_dim is None  # the backend's default
+    (isolated_home / "config.toml").write_text("embed_dim = 512\n")
+    assert load_settings().embed_dim == 512
+    monkeypatch.setenv("CODESEARCH_EMBED_DIM", "256")  # the environment wins over the file
+    assert load_settings().embed_dim == 256
+    for default in ("", "auto", "default"):
+        monkeypatch.setenv("CODESEARCH_EMBED_DIM", default)
+        assert load_settings().embed_dim is None
+    for bad in ("0", "-8", "big"):
+        monkeypatch.setenv("CODESEARCH_EMBED_DIM", bad)
+        with pytest.raises(BadInput, match="CODESEARCH_EMBED_DIM: invalid value"):
+            load_settings()
+
+
+def test_an_explicit_dim_must_fit_the_model() -> None:
+    assert load_embedder("fake", dim=16).dim == 16
+    with pytest.raises(BadInput, match=r"fake: dim 1 is not available \(valid dims: 2 or more\)"):
+        load_embedder("fake", dim=1)
 
 
 def test_folder_without_config_raises(tmp_path: Path) -> None:
@@ -187,6 +219,12 @@ def test_uncached_hf_id_fails_fast_offline(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def minilm() -> Iterator[Embedder]:
     yield load_embedder("minilm", batch_size=2)
+
+
+def test_minilm_has_one_dim() -> None:
+    assert load_embedder("minilm", dim=384).dim == 384
+    with pytest.raises(BadInput, match=r"minilm: dim 128 is not available \(valid dims: 384\)"):
+        load_embedder("minilm", dim=128)
 
 
 def test_minilm_shape_and_norm(minilm: Embedder) -> None:

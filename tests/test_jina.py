@@ -147,6 +147,20 @@ def test_every_matryoshka_dim_is_the_normalised_prefix(tiny: Path, emb: JinaV4Em
         _load(tiny, dim=12)
 
 
+def test_a_dim_view_shares_the_loaded_model(emb: JinaV4Embedder) -> None:
+    full = emb.embed_documents(TEXTS, task="retrieval")
+    view = emb.with_dim(16)
+    assert view.dim == 16 and view.model_id == emb.model_id.replace(":d64", ":d16")
+    assert view._peft is emb._peft and emb.dim == 64  # one model in memory; the original kept
+    np.testing.assert_allclose(
+        view.embed_documents(TEXTS, task="retrieval"), emb.truncate(full, 16), atol=1e-5
+    )
+    # the adapter state is shared: switching through the view is seen by the original
+    np.testing.assert_allclose(emb.embed_documents(TEXTS, task="retrieval"), full, atol=1e-6)
+    with pytest.raises(BadInput, match="12"):
+        emb.with_dim(12)
+
+
 def _reference(folder: Path, task: str, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
     """(single vector, multi-vector) per full text (prefix included), without the loader:
     a plain Qwen2_5_VLModel, the old keys renamed by hand, (alpha / r) * B @ A merged by hand,

@@ -819,7 +819,11 @@ def test_pages_overwritten_in_the_middle(tmp_path: Path, rng: np.random.Generato
             lambda: s.all_chunks(),
             lambda: s.file_states(),
             lambda: s.chunks(range(1, 500)),
-            lambda: put(s, "new.py", [chunk("new.py", "n", "def n(): pass")], rng),
+            lambda: s.replace_file(
+                state("new.py"),
+                [new := chunk("new.py", "n", "def n(): pass")],
+                {new.content_hash: unit(rng, 64)},
+            ),
         ]
         for op in operations:
             try:

@@ -67,8 +67,12 @@ def _search_options(params: dict[str, Any]) -> SearchOptions:
     bad = [kind for kind in kinds if kind not in KINDS]
     if bad:
         raise BadInput(f"unknown kind {bad[0]!r} (known: {', '.join(KINDS)})")
+    rerank = params.get("rerank", 0)
+    if not isinstance(rerank, int) or isinstance(rerank, bool) or not 0 <= rerank <= 1000:
+        raise BadInput("'rerank' must be a whole number from 0 to 1000")
     return SearchOptions(
         k=k,
+        rerank=rerank,
         filters=Filters(
             tuple(_str_list(filters, "languages")),
             tuple(_str_list(filters, "path_globs")),

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from codesearch.types import Chunk
+
+# Task routing (backends with task adapters, like jina-v4): prose chunks are embedded for
+# retrieval, everything else as code. The question side uses the same task names.
+CODE_TASK = "code"
+PROSE_TASK = "retrieval"
+PROSE_LANGUAGES = frozenset({"markdown", "rst", "text"})
 
 
 @runtime_checkable
@@ -33,6 +41,56 @@ class Embedder(Protocol):
     def count_tokens(self, text: str) -> int:
         """Tokens in ``text`` without special tokens (fast, no model run)."""
         ...
+
+
+@runtime_checkable
+class TaskEmbedder(Embedder, Protocol):
+    """An Embedder with task adapters (jina-v4: retrieval, text-matching, code).
+
+    ``task=None`` means the backend's default task. Documents and questions of one task share
+    a vector space; vectors of different tasks are not comparable.
+    """
+
+    tasks: tuple[str, ...]
+
+    def embed_documents(self, texts: Sequence[str], *, task: str | None = None) -> np.ndarray:
+        """(n, dim) float32, rows L2-normalised, embedded for ``task``."""
+        ...
+
+    def embed_queries(self, texts: Sequence[str], *, task: str | None = None) -> np.ndarray:
+        """(n, dim) float32, rows L2-normalised, search questions for ``task``."""
+        ...
+
+
+@runtime_checkable
+class MultiVectorEmbedder(Protocol):
+    """A backend that also gives one vector per token, for late-interaction re-ranking."""
+
+    def embed_multivector(
+        self, texts: Sequence[str], task: str | None = None, query: bool = False
+    ) -> list[np.ndarray]:
+        """Per text an (n_tokens, d) float32 array, rows L2-normalised."""
+        ...
+
+
+def embedder_tasks(embedder: Any) -> tuple[str, ...]:
+    """The task names of a TaskEmbedder; () for a backend without tasks."""
+    tasks = getattr(embedder, "tasks", None)
+    if not tasks or isinstance(tasks, str):
+        return ()
+    return tuple(str(t) for t in tasks)
+
+
+def document_task(embedder: Any, chunk: Chunk) -> str:
+    """The task ``chunk`` is embedded with: "" for a backend without tasks (it is called as
+    before, without ``task=``); else "retrieval" for prose (Markdown, RST, plain text, or any
+    section) and "code" for the rest, each falling back to the backend's first task."""
+    tasks = embedder_tasks(embedder)
+    if not tasks:
+        return ""
+    prose = chunk.kind == "section" or chunk.language in PROSE_LANGUAGES
+    wanted = PROSE_TASK if prose else CODE_TASK
+    return wanted if wanted in tasks else tasks[0]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ torch, transformers and peft are imported by this module: import it lazily.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import logging
 import os
@@ -193,7 +194,7 @@ class JinaV4Embedder:
             for p in (QUERY_PREFIX, PASSAGE_PREFIX)
         }
         self._lock = threading.RLock()
-        self._active = ""
+        self._shared: dict[str, str] = {"active": ""}  # shared with with_dim() views
         self.task = task
         self.set_task(task)
 
@@ -219,15 +220,27 @@ class JinaV4Embedder:
             self.task = task
             self._activate(task)
 
+    def with_dim(self, dim: int) -> JinaV4Embedder:
+        """The same loaded model giving ``dim``-sized (Matryoshka) vectors: no second copy."""
+        if dim not in (*self.matryoshka_dims, self.full_dim):
+            valid = ", ".join(str(d) for d in self.matryoshka_dims)
+            raise BadInput(f"jina-v4: dim {dim} is not one of [{valid}]")
+        if dim == self.dim:
+            return self
+        view = copy.copy(self)  # shares the model, the tokenizer, the lock, the adapter state
+        view.dim = dim
+        view.model_id = self.model_id.rsplit(":d", 1)[0] + f":d{dim}"
+        return view
+
     def _check_task(self, task: str) -> None:
         if task not in self.tasks:
             raise BadInput(f"unknown jina-v4 task {task!r}: use one of {', '.join(self.tasks)}")
 
     def _activate(self, task: str) -> None:
         """Switch the model's LoRA adapter (the lock is held)."""
-        if task != self._active:
+        if task != self._shared["active"]:
             self._peft.set_adapter(task, inference_mode=True)
-            self._active = task
+            self._shared["active"] = task
 
     def embed_multivector(
         self, texts: Sequence[str], task: str | None = None, query: bool = False

@@ -1,7 +1,8 @@
 """A consistency check of an index: SQLite's own page check plus the links between tables.
 
 The tables hold one thing several ways: ``chunks.vector_id`` names a row of ``vectors`` and a
-row of the vec0 table (same id), and ``chunks.id`` is the rowid of the chunk's row in the
+row of the vec0 table (same id), ``chunks.hash`` repeats that vector's key (which starts with
+its task, if any), and ``chunks.id`` is the rowid of the chunk's row in the
 contentless FTS table ``chunks_fts`` (its rowids can be read back; its text cannot).
 :func:`find_problems` reads all of them once and lists, in plain words, what does not match.
 """
@@ -96,6 +97,26 @@ def _link_problems(conn: Any, vec_table: str) -> list[str]:
             problems.append(
                 f"{len(extra)} vectors rows have no row in {vec_table} (ids {_examples(extra)})"
             )
+
+    lost = _ids(
+        conn,
+        "SELECT c.id FROM chunks c JOIN vectors v ON v.id = c.vector_id WHERE c.hash != v.hash",
+    )
+    if lost:
+        problems.append(
+            f"{len(lost)} chunks point to the vector of another key (chunk ids {_examples(lost)})"
+        )
+    # A vector's key is its text hash for task "", else "{task}:{hash}" (types.vector_key).
+    mislabelled = _ids(
+        conn,
+        "SELECT id FROM vectors WHERE CASE WHEN task = '' THEN instr(hash, ':') > 0 "
+        "ELSE substr(hash, 1, length(task) + 1) != task || ':' END",
+    )
+    if mislabelled:
+        problems.append(
+            f"{len(mislabelled)} vectors rows have a task that does not match their key "
+            f"(ids {_examples(mislabelled)})"
+        )
 
     fts_ids = _ids(conn, "SELECT rowid FROM chunks_fts")
     extra = chunk_ids - fts_ids

@@ -146,10 +146,10 @@ class Store:
     ) -> Store:
         """Open (or with ``create``, create) the index at ``path``.
 
-        ``vector_cache``: hold every vector in memory (4 bytes per dimension per vector, loaded
-        here) and answer :meth:`knn` with numpy instead of vec0: the same results, much faster,
-        for a process that answers many queries. The copy follows writes made through any
-        connection to the file.
+        ``vector_cache``: hold every vector in memory (4 bytes per dimension per vector, plus
+        its id and task code; loaded here) and answer :meth:`knn` with numpy instead of vec0:
+        the same results, much faster, for a process that answers many queries. The copy
+        follows writes made through any connection to the file.
         """
         path = Path(path)
         if not path.exists():
@@ -344,15 +344,29 @@ class Store:
 
     @_guarded
     def replace_file(
-        self, state: FileState, chunks: Sequence[Chunk], vectors: Mapping[str, np.ndarray]
+        self,
+        state: FileState,
+        chunks: Sequence[Chunk],
+        vectors: Mapping[str, np.ndarray],
+        tasks: Sequence[str] | None = None,
     ) -> None:
-        """Replace the file's chunks (and FTS rows) in one transaction; store new vectors."""
+        """Replace the file's chunks (and FTS rows) in one transaction; store new vectors.
+
+        ``tasks``: the task each chunk was embedded for (default: "" for all). ``vectors`` maps
+        vector keys (``chunk.vector_key(task)``; the content hash for task "") to vectors; only
+        keys the store does not hold yet are needed.
+        """
         for chunk in chunks:
             if chunk.path != state.path:
                 raise ValueError(f"chunk of {chunk.path!r} given for file {state.path!r}")
+        if tasks is None:
+            tasks = [""] * len(chunks)
+        elif len(tasks) != len(chunks):
+            raise ValueError(f"{len(tasks)} tasks given for {len(chunks)} chunks")
         dim = self._dim()
-        chash = [chunk.content_hash for chunk in chunks]
-        hashes = list(dict.fromkeys(chash))
+        chash = [chunk.vector_key(task) for chunk, task in zip(chunks, tasks, strict=True)]
+        task_of = dict(zip(chash, tasks, strict=True))
+        hashes = list(task_of)
         conn = self._conn
         with self._write():
             ids = self._vector_ids(hashes)
@@ -372,7 +386,10 @@ class Store:
                 (state.path, state.size, state.mtime_ns, state.content_hash),
             )
             for h, blob in new.items():
-                cur = conn.execute("INSERT INTO vectors(hash, last_used) VALUES (?, ?)", (h, clock))
+                cur = conn.execute(
+                    "INSERT INTO vectors(hash, task, last_used) VALUES (?, ?, ?)",
+                    (h, task_of[h], clock),
+                )
                 ids[h] = int(cur.lastrowid)
                 conn.execute(
                     f"INSERT INTO {VEC_TABLE}(rowid, embedding) VALUES (?, ?)", (ids[h], blob)
@@ -420,6 +437,13 @@ class Store:
             )
 
     @_guarded
+    def forget_files(self) -> None:
+        """Forget every file and chunk; vectors stay, for reuse by key. The next index run
+        re-reads and re-chunks everything."""
+        with self._write():
+            self._clear_chunks()
+
+    @_guarded
     def remove_file(self, path: str) -> None:
         """Forget a file and its chunks; its vectors stay (orphans) for a revert or rename."""
         with self._write():
@@ -465,19 +489,28 @@ class Store:
 
     @_guarded
     def knn(
-        self, query: np.ndarray, k: int, filters: Filters = NO_FILTERS
+        self,
+        query: np.ndarray,
+        k: int,
+        filters: Filters = NO_FILTERS,
+        task: str | None = None,
     ) -> list[tuple[int, float]]:
-        """Chunk ids nearest to ``query`` with their cosine distance, nearest first."""
+        """Chunk ids nearest to ``query`` with their cosine distance, nearest first.
+
+        ``task``: only vectors embedded for that task ("" for task-less ones); None: all."""
         blob = _as_blob(query, self._dim())
         if k <= 0:
             return []
         if self._cache is not None:
-            return self._knn_cached(np.frombuffer(blob, dtype=np.float32), k, filters)
+            return self._knn_cached(np.frombuffer(blob, dtype=np.float32), k, filters, task)
         factor = KNN_OVERFETCH_FILTERED if _filtered(filters) else KNN_OVERFETCH
         fetch = min(KNN_MAX_K, k * factor)
+        of_task, task_params = "", []
+        if task is not None:
+            of_task, task_params = " AND rowid IN (SELECT id FROM vectors WHERE task = ?)", [task]
         rows = self._conn.execute(
-            f"SELECT rowid, distance FROM {VEC_TABLE} WHERE embedding MATCH ? AND k = ?",
-            (blob, fetch),
+            f"SELECT rowid, distance FROM {VEC_TABLE} WHERE embedding MATCH ? AND k = ?{of_task}",
+            [blob, fetch, *task_params],
         ).fetchall()
         hits = self._chunk_hits(rows, filters)
         # Enough hits, or every vector was already seen: the answer is exact.
@@ -485,6 +518,9 @@ class Store:
             return hits[:k]
         # Exact scan: the same brute-force KNN restricted to the filtered chunks' vectors.
         where, params = self._filter_sql(filters)
+        if task is not None:
+            where += " AND c.vector_id IN (SELECT id FROM vectors WHERE task = ?)"
+            params.append(task)
         rows = self._conn.execute(
             f"SELECT rowid, distance FROM {VEC_TABLE} WHERE embedding MATCH ? AND k = ? "
             f"AND rowid IN (SELECT c.vector_id FROM chunks c WHERE 1{where})",
@@ -492,11 +528,16 @@ class Store:
         ).fetchall()
         return self._chunk_hits(rows, filters)[:k]
 
-    def _knn_cached(self, query: np.ndarray, k: int, filters: Filters) -> list[tuple[int, float]]:
+    def _knn_cached(
+        self, query: np.ndarray, k: int, filters: Filters, task: str | None
+    ) -> list[tuple[int, float]]:
         """:meth:`knn` over the in-memory vectors: the same steps, without vec0's limit on k."""
         cache = self._refresh_cache()
         ids = cache.ids
         distances = cache.distances(query)
+        if task is not None:
+            rows = cache.rows_of(task)
+            ids, distances = ids[rows], distances[rows]
         factor = KNN_OVERFETCH_FILTERED if _filtered(filters) else KNN_OVERFETCH
         fetch = min(len(ids), k * factor)
         hits = self._chunk_hits(_nearest(ids, distances, fetch), filters)
@@ -509,6 +550,26 @@ class Store:
         among = np.flatnonzero(np.isin(ids, wanted))
         rows = _nearest(ids[among], distances[among], min(k, len(among)))
         return self._chunk_hits(rows, filters)[:k]
+
+    @_guarded
+    def tasks(self) -> list[str]:
+        """The tasks of the vectors that chunks use, sorted ("" for vectors of a backend
+        without tasks). A few index lookups: one per task held."""
+        found: list[str] = []
+        with self._read():
+            candidate = self._conn.execute("SELECT min(task) FROM vectors").fetchone()[0]
+            while candidate is not None:
+                used = self._conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM vectors v JOIN chunks c ON c.vector_id = v.id "
+                    "WHERE v.task = ?)",
+                    (candidate,),
+                ).fetchone()[0]
+                if used:
+                    found.append(str(candidate))
+                candidate = self._conn.execute(
+                    "SELECT min(task) FROM vectors WHERE task > ?", (candidate,)
+                ).fetchone()[0]
+        return found
 
     def _refresh_cache(self) -> VectorCache:
         """The vector cache, brought up to date if this or another connection wrote."""

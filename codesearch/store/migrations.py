@@ -57,6 +57,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             DELETE FROM chunks_fts WHERE rowid = old.id;
         END""",
     ),
+    # 2: the task each vector was embedded for ("" for backends without tasks, and for every
+    # vector written before tasks existed: their keys are the bare content hashes)
+    (
+        "ALTER TABLE vectors ADD COLUMN task TEXT NOT NULL DEFAULT ''",
+        "CREATE INDEX vectors_task ON vectors(task)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

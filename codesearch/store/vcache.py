@@ -12,6 +12,9 @@ changed. Vector rows are only ever appended (``vectors.id`` is AUTOINCREMENT, so
 always has a larger id than any row before it) or deleted, so a refresh is incremental: ids
 above the highest id seen are loaded; if the count of ids up to it has changed, rows were
 deleted and the matrix is compacted in place. A change of dimension (a new model) starts over.
+
+Each row also carries the task its vector was embedded for, as a small integer code (a
+vector's task never changes), so a KNN restricted to one task is a mask over the same matrix.
 """
 
 from __future__ import annotations
@@ -32,13 +35,17 @@ def _normalised(rows: np.ndarray) -> np.ndarray:
     return rows
 
 
+def _ids_of(text: str | None) -> np.ndarray:
+    if not text:
+        return np.zeros(0, dtype=np.int64)
+    return np.array(text.split(","), dtype=np.int64)
+
+
 def _id_array(conn: Any, where: str, *params: Any) -> np.ndarray:
     """``vectors.id`` values matching ``where``, ascending (one string: faster than rows)."""
     sql = f"SELECT group_concat(id, ',') FROM (SELECT id FROM vectors {where} ORDER BY id)"
     (text,) = conn.execute(sql, params).fetchone()
-    if not text:
-        return np.zeros(0, dtype=np.int64)
-    return np.array(text.split(","), dtype=np.int64)
+    return _ids_of(text)
 
 
 class VectorCache:
@@ -59,6 +66,8 @@ class VectorCache:
         self._n = 0
         self._ids = np.zeros(0, dtype=np.int64)
         self._rows = np.zeros((0, dim), dtype=np.float32)
+        self._codes = np.zeros(0, dtype=np.int16)  # per row: index into _task_names
+        self._task_names: list[str] = [""]
         self._max_id = 0  # highest vectors.id ever loaded (AUTOINCREMENT: only grows)
         self._known = 0  # vectors rows with id <= _max_id at the last refresh
 
@@ -77,7 +86,13 @@ class VectorCache:
 
     @property
     def nbytes(self) -> int:
-        return int(self._rows.nbytes + self._ids.nbytes)
+        return int(self._rows.nbytes + self._ids.nbytes + self._codes.nbytes)
+
+    def rows_of(self, task: str) -> np.ndarray:
+        """Positions (into ``ids`` and the distances) of the live rows embedded for ``task``."""
+        if task not in self._task_names:
+            return np.zeros(0, dtype=np.intp)
+        return np.flatnonzero(self._codes[: self._n] == self._task_names.index(task))
 
     # -- querying ----------------------------------------------------------------------------
 
@@ -108,10 +123,12 @@ class VectorCache:
         if int(total) - len(new) != self._known:
             self._drop_deleted(conn)
         if len(new):
-            if len(new) > _FULL_SCAN_FACTOR * self._n:
+            start = 0 if len(new) > _FULL_SCAN_FACTOR * self._n else self._n
+            if start == 0:
                 self._load_all(conn, capacity=int(total))
             else:
                 self._load_ids(conn, new)
+            self._load_tasks(conn, start)
             self._max_id = max(self._max_id, int(new.max()))
         self._known = int(total)
 
@@ -146,6 +163,23 @@ class VectorCache:
             self._n += 1
         _normalised(self._rows[start : self._n])
 
+    def _load_tasks(self, conn: Any, start: int) -> None:
+        """Set the task codes of rows ``start:`` (just loaded): one id list per task."""
+        ids = self._ids[start : self._n]
+        self._codes[start : self._n] = 0
+        if not len(ids):
+            return
+        rows = conn.execute(
+            "SELECT task, group_concat(id, ',') FROM vectors "
+            "WHERE id BETWEEN ? AND ? AND task != '' GROUP BY task",
+            (int(ids.min()), int(ids.max())),
+        )
+        for task, text in rows:
+            if task not in self._task_names:
+                self._task_names.append(task)
+            of_task = np.isin(ids, _ids_of(text), assume_unique=True)
+            self._codes[start : self._n][of_task] = self._task_names.index(task)
+
     def _drop_deleted(self, conn: Any) -> None:
         """Compact the matrix in place to the ids still in the ``vectors`` table."""
         present = _id_array(conn, "WHERE id <= ?", self._max_id)
@@ -158,6 +192,7 @@ class VectorCache:
             block = keep[start : start + _BLOCK]
             self._rows[start : start + len(block)] = self._rows[block]
             self._ids[start : start + len(block)] = self._ids[block]
+            self._codes[start : start + len(block)] = self._codes[block]
         self._n = len(keep)
         if self._n < len(self._rows) // 2:  # give memory back after a large deletion
             self._resize(self._n + self._n // 8)
@@ -169,6 +204,8 @@ class VectorCache:
     def _resize(self, capacity: int) -> None:
         rows = np.empty((capacity, self.dim), dtype=np.float32)
         ids = np.empty(capacity, dtype=np.int64)
+        codes = np.zeros(capacity, dtype=np.int16)
         rows[: self._n] = self._rows[: self._n]
         ids[: self._n] = self._ids[: self._n]
-        self._rows, self._ids = rows, ids
+        codes[: self._n] = self._codes[: self._n]
+        self._rows, self._ids, self._codes = rows, ids, codes
