@@ -137,6 +137,17 @@ def _python_files(repo: Path) -> list[Path]:
     return sorted(p for p in repo.rglob("*.py") if p.is_file() and p.stat().st_size > 200)
 
 
+def _source_files(repo: Path) -> list[Path]:
+    """Python files first, then other indexed text (a checkout touches every kind)."""
+    others = sorted(
+        p
+        for suffix in ("*.js", "*.html", "*.txt")
+        for p in repo.rglob(suffix)
+        if p.is_file() and p.stat().st_size > 200
+    )
+    return _python_files(repo) + others
+
+
 def freshness(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp:
@@ -222,7 +233,7 @@ def bulk(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(args.repo).resolve()
         repo = _copy(source, Path(tmp))
-        files = _python_files(repo)[: args.files]
+        files = _source_files(repo)[: args.files]
         home = Path(tmp) / "home"
         if args.home:  # start from REPO's existing index (copytree kept the mtimes)
             seeded = Settings(home=home).index_path(repo)
@@ -235,7 +246,9 @@ def bulk(args: argparse.Namespace) -> dict[str, Any]:
             t0 = time.monotonic()
             for i, target in enumerate(files):
                 with open(target, "a", encoding="utf-8") as handle:
-                    handle.write(f"\n\ndef bulk_change_{i}(value):\n    return value + {i}\n")
+                    handle.write(
+                        f"\n\n# bulk change {i}\ndef bulk_change_{i}(value):\n    return {i}\n"
+                    )
             written = time.monotonic() - t0
             time.sleep(0.5)  # let the first events arrive
             daemon.call("wait", {"repo": str(repo), "timeout": 3600})
