@@ -13,6 +13,7 @@ shift || true
 shared=../shared/eval
 mkdir -p benchmarks/out
 export HF_HUB_OFFLINE=1
+export CODESEARCH_DAEMON=${CODESEARCH_DAEMON:-0}  # in-process: no daemon left running after the run
 export CODESEARCH_HOME=${CODESEARCH_HOME:-$(mktemp -d)}
 py=.venv/bin/python
 cs=$PWD/.venv/bin/codesearch

@@ -247,10 +247,11 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             info = None
     daemon = info["daemon"] if info else None
     repos: list[dict[str, Any]] = info["repos"] if info else []
+    watched = registry.load(runtime(settings).repos)
     if root is not None and not repos:
-        repos = [_local_status(root, settings)]
+        repos = [_local_status(root, settings, root in watched and info is None)]
     if root is None and info is None:
-        repos = [_local_status(r, settings) for r in registry.load(runtime(settings).repos)]
+        repos = [_local_status(r, settings, True) for r in watched]
     if args.json:
         print(json.dumps({"daemon": daemon, "repos": repos}, indent=2))
         return 0
@@ -275,12 +276,13 @@ def _status_root(args: argparse.Namespace, settings: Settings) -> Path | None:
     return None
 
 
-def _local_status(root: Path, settings: Settings) -> dict[str, Any]:
+def _local_status(root: Path, settings: Settings, registered: bool) -> dict[str, Any]:
     """What the index of ``root`` holds, read in-process (no daemon, or not watched)."""
     from codesearch.engine import index_status
     from codesearch.types import IndexMissing
 
-    base: dict[str, Any] = {"root": str(root), "state": "not watched", "watching": False}
+    state = "registered, daemon not running" if registered else "not watched"
+    base: dict[str, Any] = {"root": str(root), "state": state, "watching": False}
     try:
         st = index_status(root, settings)
     except IndexMissing:

