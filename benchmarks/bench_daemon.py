@@ -34,33 +34,15 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_index import DEFAULT_QUERIES
 
 from codesearch.config import Settings
 from codesearch.daemon import lifecycle
 from codesearch.daemon.client import Client
 
-QUESTIONS = [
-    "where is the database connection opened",
-    "parse a date from a string",
-    "validate an email address",
-    "render a template with a context",
-    "handle a file upload",
-    "hash a password",
-    "migrate the database schema",
-    "send an email",
-    "cache a value with a timeout",
-    "check user permissions",
-    "serialize an object to json",
-    "paginate a list of objects",
-    "escape html in a string",
-    "load settings from the environment",
-    "where are signals dispatched",
-    "compress a response with gzip",
-    "translate a message to another language",
-    "sign a cookie value",
-    "reverse a url by name",
-    "run a raw sql query",
-]
+QUESTIONS = DEFAULT_QUERIES[:20]
 
 WORDS = [
     "amber",

@@ -129,14 +129,9 @@ def _daemon_line(info: dict[str, Any]) -> str:
 
 
 def _ago(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+    from codesearch.render import duration
+
+    return duration(seconds)
 
 
 # ---------------------------------------------------------------------- add / remove / repos

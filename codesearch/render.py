@@ -82,7 +82,7 @@ class ProgressBar:
         eta = ""
         if 0 < p.files_done < p.files_total and p.elapsed > 1:
             remaining = p.elapsed / p.files_done * (p.files_total - p.files_done)
-            eta = f"  ETA {_duration(remaining)}"
+            eta = f"  ETA {duration(remaining)}"
         line = (
             f"\rindexing [{bar}] {p.files_done}/{p.files_total} files"
             f"  {p.chunks_embedded} chunks embedded  {rate:.1f} chunks/s{eta}"
@@ -97,13 +97,16 @@ class ProgressBar:
             self.stream.flush()
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """12s, 3m04s, 2h05m, 3d04h."""
     seconds = int(seconds)
     if seconds < 60:
         return f"{seconds}s"
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
 def format_summary(stats: IndexStats, root: str) -> str:
