@@ -13,7 +13,8 @@
   that has it; it is indexed first when missing). Prints p50/p95 wall time.
 - bulk: REPO is copied and watched; then FILES files are changed at once (a function appended
   to each), like a large `git checkout`. Prints the wall time until the daemon is idle again,
-  how many index runs (batches) it took, and the daemon's peak RSS (VmHWM).
+  how many index runs (batches) it took, the daemon's peak RSS (VmHWM), and the latency of
+  searches (client round trips) asked every 0.5 s while the update runs, against idle.
 
 Every mode uses the default model ("auto": MiniLM on this machine) unless --model is given.
 """
@@ -29,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -223,6 +225,9 @@ def bulk(args: argparse.Namespace) -> dict[str, Any]:
             shutil.copy(Settings(home=Path(args.home)).index_path(source), seeded)
         with Session(home, args.model) as daemon:
             daemon.add(repo)
+            # warm: the first query opens the reader and loads its vector cache
+            daemon.call("search", {"queries": [QUESTIONS[0]], "k": 10, "repo": str(repo)})
+            idle_latency = _query_latencies(daemon, repo, threading.Event(), limit=20)
             before = daemon.call("status", {"repo": str(repo)})["repos"][0]
             rss_before = daemon.peak_rss()
             t0 = time.monotonic()
@@ -233,8 +238,16 @@ def bulk(args: argparse.Namespace) -> dict[str, Any]:
                     )
             written = time.monotonic() - t0
             time.sleep(0.5)  # let the first events arrive
+            done = threading.Event()
+            during: list[float] = []
+            asker = threading.Thread(
+                target=lambda: during.extend(_query_latencies(daemon, repo, done, pause=0.5))
+            )
+            asker.start()  # a person asking questions while the update runs
             daemon.call("wait", {"repo": str(repo), "timeout": 3600})
             wall = time.monotonic() - t0
+            done.set()
+            asker.join()
             after = daemon.call("status", {"repo": str(repo)})["repos"][0]
             peak = daemon.peak_rss()
     return {
@@ -246,7 +259,28 @@ def bulk(args: argparse.Namespace) -> dict[str, Any]:
         "chunks": after["chunks"],
         "peak_rss_mb_before": round(rss_before / 1e6),
         "peak_rss_mb": round(peak / 1e6),
+        "query_ms_idle_p50_p95": [round(pct(idle_latency, q) * 1000, 1) for q in (0.5, 0.95)],
+        "query_ms_during_update_p50_p95": [round(pct(during, q) * 1000, 1) for q in (0.5, 0.95)],
+        "queries_during_update": len(during),
     }
+
+
+def _query_latencies(
+    daemon: Session, repo: Path, stop: threading.Event, limit: int = 10_000, pause: float = 0.0
+) -> list[float]:
+    """Client round trips of searches (the daemon's side of a query), until ``stop``."""
+    times: list[float] = []
+    with Client.connect(daemon.settings, timeout=600) as client:
+        for i in range(limit):
+            if stop.is_set():
+                break
+            t0 = time.perf_counter()
+            client.call(
+                "search", {"queries": [QUESTIONS[i % len(QUESTIONS)]], "k": 10, "repo": str(repo)}
+            )
+            times.append(time.perf_counter() - t0)
+            time.sleep(pause)
+    return times
 
 
 def main() -> None:
