@@ -3,7 +3,7 @@ that keeps every index fresh, and the query side that never waits for it.
 
 - Events are debounced per repository: a batch is taken when no event came for ``QUIET_S``,
   or ``MAX_DELAY_S`` after its first event (longer for a burst of many paths, see
-  :meth:`Repo.debounce`), so a ``git checkout`` of thousands of files is one
+  :meth:`Repo.due_at`), so a ``git checkout`` of thousands of files is one
   scoped update, not thousands. Pending work is a set of scopes (paths), capped at
   ``MAX_PENDING_SCOPES`` (beyond that: one whole-repository reconcile), so the queue is bounded.
 - One writer (the worker thread) per daemon; every query reads through its own connection
@@ -27,6 +27,7 @@ from typing import Any
 from codesearch import __version__
 from codesearch.config import Settings
 from codesearch.daemon import registry
+from codesearch.daemon.facts import index_facts, rss_bytes
 from codesearch.daemon.protocol import SCHEMA_VERSION
 from codesearch.daemon.runtime import Runtime
 from codesearch.daemon.watcher import WHOLE_REPO, RepoWatcher, SkipPrefixes
@@ -96,7 +97,7 @@ class Repo:
     rebuild: bool = False
     first_event: float = 0.0
     last_event: float = 0.0
-    state: str = "queued"  # queued | indexing | idle | missing | error
+    state: str = "queued"  # queued | indexing | idle | missing | error | removed
     error: str = ""
     notice: str = ""  # e.g. "the index was corrupt and was rebuilt"
     notice_shown: bool = False
@@ -564,44 +565,6 @@ class Service:
             "socket": str(self.rt.socket),
             "log": str(self.rt.log),
         }
-
-
-def index_facts(index_path: Path) -> dict[str, Any]:
-    """Files, chunks, model and size of an index, read through its own short connection."""
-    if not index_path.exists():
-        return {"files": 0, "chunks": 0, "model": "", "dim": 0, "index_bytes": 0}
-    try:
-        with Store.open(index_path) as store:
-            stats = store.stats()
-            return {
-                "files": stats.get("files", 0),
-                "chunks": stats.get("chunks", 0),
-                "model": store.get_meta("model_id") or "",
-                "dim": int(store.get_meta("dim") or 0),
-                "index_bytes": stats.get("bytes", 0),
-            }
-    except CodesearchError as exc:
-        return {
-            "files": 0,
-            "chunks": 0,
-            "model": "",
-            "dim": 0,
-            "index_bytes": 0,
-            "index_error": str(exc),
-        }
-
-
-def rss_bytes() -> int:
-    try:
-        with open("/proc/self/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:
