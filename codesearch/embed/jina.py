@@ -1,9 +1,10 @@
 """The jina-embeddings-v4 backend: Qwen2.5-VL + task LoRA adapters, loaded by our own code.
 
 ``load_jina_v4(source)`` takes a checkpoint folder or an HF id from the local HF cache (see
-jina_load.py for the files and the key remap). The embedder implements the Embedder protocol
-(single vectors, task "code" by default) and adds ``task=`` on every call, Matryoshka
-truncation, multi-vector output for late interaction and ``maxsim``.
+jina_load.py for the loader's modules: the files, the config, the key remap, the adapters).
+The embedder implements the Embedder protocol (single vectors, task "code" by default) and
+adds ``task=`` on every call, Matryoshka truncation, multi-vector output for late interaction
+and ``maxsim``.
 
 Encoding (JINA_V4.md): "Query: " / "Passage: " + text (text-matching: "Query: " on both sides),
 last hidden state, mean over the attention mask, L2; Matryoshka keeps the first ``dim`` values
@@ -30,20 +31,17 @@ import torch
 from tokenizers import Tokenizer
 
 from codesearch.embed.base import l2_normalise
-from codesearch.embed.jina_load import (
+from codesearch.embed.jina_adapters import attach_adapters
+from codesearch.embed.jina_config import JinaExtras, build_config, looks_like_real_weights
+from codesearch.embed.jina_files import (
     TOKENIZER,
     CheckpointFiles,
-    JinaExtras,
-    attach_adapters,
-    build_config,
-    build_module,
-    build_random,
     inspect_folder,
-    load_base_weights,
-    looks_like_real_weights,
     resolve_source,
     unavailable,
 )
+from codesearch.embed.jina_random import build_random
+from codesearch.embed.jina_weights import build_module, load_base_weights
 from codesearch.types import BadInput, CodesearchError
 
 log = logging.getLogger(__name__)
@@ -422,7 +420,7 @@ def random_jina_v4(
     """The jina-v4 embedder of ``config`` (a config.json dict) with random weights.
 
     For benchmarks without the published weights: the module tree, the adapters and the encode
-    path are the loader's (jina_load.build_random), so the compute is the real one. The weights
+    path are the loader's (jina_random.build_random), so the compute is the real one. The weights
     are made on ``device``. ``tokenizer`` must know ``<|endoftext|>`` (the pad token).
     """
     dev = _resolve_device(device)

@@ -1,137 +1,61 @@
 """The index store: one SQLite file per repository (sqlean + sqlite-vec vec0 + FTS5).
 
 Every public method runs under the store's lock and turns SQLite errors into the project's
-errors (IndexLocked, IndexCorrupt, ...), so no raw sqlite exception leaves this module.
+errors (IndexLocked, IndexCorrupt, ...), so no raw sqlite exception leaves the store.
 Writes run in ``BEGIN IMMEDIATE`` transactions: a failed write leaves the previous state.
+
+:class:`Store` is split over three modules: :mod:`~codesearch.store.base` (connection, lock,
+transactions, meta rows), :mod:`~codesearch.store.reads` (chunk fetching, search, reports) and
+this one (opening the index, and every write); :mod:`~codesearch.store.sql` holds helpers.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import os
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 
 import numpy as np
 import sqlean
 import sqlite_vec
 
-from codesearch.globs import any_path_matches
 from codesearch.store import fts
-from codesearch.store.check import find_problems
+from codesearch.store.base import VEC_TABLE, _guarded, _translate
 from codesearch.store.migrations import NewerSchema, migrate
-from codesearch.store.vcache import VectorCache
-from codesearch.types import (
-    Chunk,
-    CodesearchError,
-    FileState,
-    Filters,
-    IndexCorrupt,
-    IndexLocked,
-    IndexMissing,
-    ModelMismatch,
+from codesearch.store.reads import (
+    KNN_MAX_K,
+    KNN_OVERFETCH,
+    KNN_OVERFETCH_FILTERED,
+    NO_FILTERS,
+    StoredChunk,
+    StoreReads,
 )
+from codesearch.store.sql import _as_blob, _batches, _marks
+from codesearch.types import Chunk, FileState, IndexCorrupt, IndexMissing, ModelMismatch
 
-VEC_TABLE = "vec_chunks"
-KNN_MAX_K = 4096  # sqlite-vec's limit on `k` in one KNN query
-KNN_OVERFETCH = 4  # vectors fetched per wanted result without filters
-KNN_OVERFETCH_FILTERED = 20  # ... and with filters
+__all__ = [
+    "DEFAULT_BUSY_TIMEOUT_MS",
+    "KNN_MAX_K",
+    "KNN_OVERFETCH",
+    "KNN_OVERFETCH_FILTERED",
+    "NO_FILTERS",
+    "VEC_TABLE",
+    "Store",
+    "StoredChunk",
+]
+
 DEFAULT_BUSY_TIMEOUT_MS = 5000
-NO_FILTERS = Filters()
-_BATCH = 500  # ids per `IN (...)` list
-_CHUNK_COLUMNS = "id, path, language, kind, name, start_line, end_line, text, header"
-_CORRUPT_MARKERS = ("not a database", "malformed", "corrupt", "no such table", "no such column")
 _TABLES = ("meta", "files", "vectors", "chunks", "chunks_fts")  # what every migrated index has
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
+class Store(StoreReads):
+    """The index of one repository. Open with :meth:`open`; safe to share between threads.
 
-@dataclass(frozen=True)
-class StoredChunk:
-    id: int
-    chunk: Chunk
-
-
-def _translate(exc: Exception, path: Path) -> CodesearchError:
-    message = " ".join(str(exc).split())  # one line, whatever SQLite said
-    lowered = message.lower()
-    if "locked" in lowered or "busy" in lowered:
-        return IndexLocked(f"index is locked by another codesearch process: {path}")
-    if any(marker in lowered for marker in _CORRUPT_MARKERS):
-        return IndexCorrupt(
-            f"index at {path} is corrupted ({message}): "
-            "delete it or run `codesearch index --rebuild`"
-        )
-    return CodesearchError(f"index error at {path}: {message}")
-
-
-def _guarded(method: Callable[Concatenate[Store, P], R]) -> Callable[Concatenate[Store, P], R]:
-    @functools.wraps(method)
-    def wrapper(self: Store, *args: P.args, **kwargs: P.kwargs) -> R:
-        with self._lock:
-            try:
-                return method(self, *args, **kwargs)
-            except sqlean.Error as exc:
-                raise _translate(exc, self.path) from exc
-
-    return wrapper
-
-
-def _batches(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), _BATCH):
-        yield items[start : start + _BATCH]
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
-
-
-def _as_blob(vector: Any, dim: int) -> bytes:
-    array = np.asarray(vector, dtype=np.float32)
-    if array.shape != (dim,):
-        raise ValueError(f"vector has shape {array.shape}, expected ({dim},)")
-    if not np.isfinite(array).all():
-        raise ValueError("vector has non-finite values")
-    return array.tobytes()
-
-
-def _nearest(ids: np.ndarray, distances: np.ndarray, n: int) -> list[tuple[int, float]]:
-    """The ``n`` (id, distance) pairs of smallest distance, nearest first."""
-    if n < len(distances):
-        part = np.argpartition(distances, n - 1)[:n] if n > 0 else np.zeros(0, dtype=np.intp)
-    else:
-        part = np.arange(len(distances))
-    order = part[np.argsort(distances[part], kind="stable")]
-    return list(zip(ids[order].tolist(), distances[order].tolist(), strict=True))
-
-
-def _filtered(filters: Filters) -> bool:
-    return bool(filters.languages or filters.kinds or filters.path_globs)
-
-
-def _passes(filters: Filters, path: str, language: str, kind: str) -> bool:
-    return (
-        (not filters.languages or language in filters.languages)
-        and (not filters.kinds or kind in filters.kinds)
-        and any_path_matches(path, filters.path_globs)
-    )
-
-
-class Store:
-    """The index of one repository. Open with :meth:`open`; safe to share between threads."""
-
-    def __init__(self, conn: Any, path: Path, *, vector_cache: bool = False) -> None:
-        self._conn = conn
-        self.path = path
-        self._lock = threading.RLock()
-        self._writes = 0  # transactions this connection wrote (data_version does not see them)
-        self._cache = VectorCache(VEC_TABLE) if vector_cache else None
+    The connection, lock and transactions are in :class:`~codesearch.store.base.StoreBase`,
+    the queries in :class:`~codesearch.store.reads.StoreReads`; this class opens the index and
+    writes it.
+    """
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -224,43 +148,7 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[None]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            self._conn.execute("COMMIT")
-        except BaseException:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            raise
-        finally:
-            self._writes += 1
-
-    @contextmanager
-    def _read(self) -> Iterator[None]:
-        """One consistent snapshot for several statements."""
-        self._conn.execute("BEGIN")
-        try:
-            yield
-        finally:
-            # Nothing to commit; and unlike COMMIT, ROLLBACK does not fail after vec0 hit a
-            # damaged page inside the transaction.
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-
     # -- metadata ----------------------------------------------------------------------------
-
-    def _meta(self, key: str) -> str | None:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def _set_meta(self, key: str, value: str) -> None:
-        self._conn.execute(
-            "INSERT INTO meta(key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
 
     @_guarded
     def get_meta(self, key: str) -> str | None:
@@ -313,12 +201,6 @@ class Store:
                 f"index was built with {built}, not {model_id}: search with the model that "
                 f"built it, or re-index with `codesearch index --model {model_id}`"
             )
-
-    def _dim(self) -> int:
-        dim = self._meta("dim")
-        if dim is None:
-            raise CodesearchError(f"index at {self.path} has no model configured yet")
-        return int(dim)
 
     # -- files and chunks --------------------------------------------------------------------
 
@@ -468,230 +350,3 @@ class Store:
             self._conn.executemany(f"DELETE FROM {VEC_TABLE} WHERE rowid = ?", ids)
             self._conn.executemany("DELETE FROM vectors WHERE id = ?", ids)
             return len(ids)
-
-    @_guarded
-    def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
-        found: dict[int, StoredChunk] = {}
-        for batch in _batches(list(dict.fromkeys(ids))):
-            sql = f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE id IN ({_marks(len(batch))})"
-            for row in self._conn.execute(sql, list(batch)):
-                found[row[0]] = StoredChunk(row[0], Chunk(*row[1:]))
-        return found
-
-    @_guarded
-    def all_chunks(self, path: str | None = None) -> list[StoredChunk]:
-        """Every chunk (of one file when ``path`` is given), in path and line order."""
-        where, params = ("WHERE path = ?", [path]) if path is not None else ("", [])
-        sql = f"SELECT {_CHUNK_COLUMNS} FROM chunks {where} ORDER BY path, start_line, id"
-        return [StoredChunk(row[0], Chunk(*row[1:])) for row in self._conn.execute(sql, params)]
-
-    # -- search ------------------------------------------------------------------------------
-
-    @_guarded
-    def knn(
-        self,
-        query: np.ndarray,
-        k: int,
-        filters: Filters = NO_FILTERS,
-        task: str | None = None,
-    ) -> list[tuple[int, float]]:
-        """Chunk ids nearest to ``query`` with their cosine distance, nearest first.
-
-        ``task``: only vectors embedded for that task ("" for task-less ones); None: all."""
-        blob = _as_blob(query, self._dim())
-        if k <= 0:
-            return []
-        if self._cache is not None:
-            return self._knn_cached(np.frombuffer(blob, dtype=np.float32), k, filters, task)
-        factor = KNN_OVERFETCH_FILTERED if _filtered(filters) else KNN_OVERFETCH
-        fetch = min(KNN_MAX_K, k * factor)
-        of_task, task_params = "", []
-        if task is not None:
-            of_task, task_params = " AND rowid IN (SELECT id FROM vectors WHERE task = ?)", [task]
-        rows = self._conn.execute(
-            f"SELECT rowid, distance FROM {VEC_TABLE} WHERE embedding MATCH ? AND k = ?{of_task}",
-            [blob, fetch, *task_params],
-        ).fetchall()
-        hits = self._chunk_hits(rows, filters)
-        # Enough hits, or every vector was already seen: the answer is exact.
-        if len(hits) >= k or len(rows) < fetch:
-            return hits[:k]
-        # Exact scan: the same brute-force KNN restricted to the filtered chunks' vectors.
-        where, params = self._filter_sql(filters)
-        if task is not None:
-            where += " AND c.vector_id IN (SELECT id FROM vectors WHERE task = ?)"
-            params.append(task)
-        rows = self._conn.execute(
-            f"SELECT rowid, distance FROM {VEC_TABLE} WHERE embedding MATCH ? AND k = ? "
-            f"AND rowid IN (SELECT c.vector_id FROM chunks c WHERE 1{where})",
-            [blob, min(k, KNN_MAX_K), *params],
-        ).fetchall()
-        return self._chunk_hits(rows, filters)[:k]
-
-    def _knn_cached(
-        self, query: np.ndarray, k: int, filters: Filters, task: str | None
-    ) -> list[tuple[int, float]]:
-        """:meth:`knn` over the in-memory vectors: the same steps, without vec0's limit on k."""
-        cache = self._refresh_cache()
-        ids = cache.ids
-        distances = cache.distances(query)
-        if task is not None:
-            rows = cache.rows_of(task)
-            ids, distances = ids[rows], distances[rows]
-        factor = KNN_OVERFETCH_FILTERED if _filtered(filters) else KNN_OVERFETCH
-        fetch = min(len(ids), k * factor)
-        hits = self._chunk_hits(_nearest(ids, distances, fetch), filters)
-        if len(hits) >= k or fetch == len(ids):
-            return hits[:k]
-        # Exact: the k nearest among the vectors of chunks that pass the filters' SQL part.
-        where, params = self._filter_sql(filters)
-        sql = f"SELECT c.vector_id FROM chunks c WHERE 1{where}"
-        wanted = np.array([r[0] for r in self._conn.execute(sql, params)], dtype=np.int64)
-        among = np.flatnonzero(np.isin(ids, wanted))
-        rows = _nearest(ids[among], distances[among], min(k, len(among)))
-        return self._chunk_hits(rows, filters)[:k]
-
-    @_guarded
-    def tasks(self) -> list[str]:
-        """The tasks of the vectors that chunks use, sorted ("" for vectors of a backend
-        without tasks). A few index lookups: one per task held."""
-        found: list[str] = []
-        with self._read():
-            candidate = self._conn.execute("SELECT min(task) FROM vectors").fetchone()[0]
-            while candidate is not None:
-                used = self._conn.execute(
-                    "SELECT EXISTS (SELECT 1 FROM vectors v JOIN chunks c ON c.vector_id = v.id "
-                    "WHERE v.task = ?)",
-                    (candidate,),
-                ).fetchone()[0]
-                if used:
-                    found.append(str(candidate))
-                candidate = self._conn.execute(
-                    "SELECT min(task) FROM vectors WHERE task > ?", (candidate,)
-                ).fetchone()[0]
-        return found
-
-    def _refresh_cache(self) -> VectorCache:
-        """The vector cache, brought up to date if this or another connection wrote."""
-        cache = self._cache
-        assert cache is not None
-        # Read before the snapshot below: a commit in between only causes one more refresh.
-        stamp = (int(self._conn.execute("PRAGMA data_version").fetchone()[0]), self._writes)
-        if cache.stamp == stamp:
-            return cache
-        cache.stamp = None
-        try:
-            with self._read():
-                dim = self._meta("dim")
-                cache.refresh(self._conn, None if dim is None else int(dim))
-        except BaseException:
-            cache.clear()
-            raise
-        cache.stamp = stamp
-        return cache
-
-    def _chunk_hits(
-        self, rows: list[tuple[int, float]], filters: Filters
-    ) -> list[tuple[int, float]]:
-        """(chunk id, distance) for every chunk of the given vectors that passes the filters."""
-        # vec0 gives NULL for a zero vector; the cache gives 1.0 (orthogonal): so does this.
-        distance = {vid: 1.0 if d is None else float(d) for vid, d in rows}
-        hits: list[tuple[int, float]] = []
-        for batch in _batches(list(distance)):
-            sql = (
-                "SELECT id, vector_id, path, language, kind FROM chunks "
-                f"WHERE vector_id IN ({_marks(len(batch))})"
-            )
-            for cid, vid, path, language, kind in self._conn.execute(sql, list(batch)):
-                if _passes(filters, path, language, kind):
-                    hits.append((cid, distance[vid]))
-        hits.sort(key=lambda hit: (hit[1], hit[0]))
-        return hits
-
-    def _filter_sql(self, filters: Filters) -> tuple[str, list[Any]]:
-        """SQL conditions (`` AND ...``) on the chunks table aliased ``c``, and their params."""
-        sql: list[str] = []
-        params: list[Any] = []
-        if filters.languages:
-            sql.append(f"c.language IN ({_marks(len(filters.languages))})")
-            params.extend(filters.languages)
-        if filters.kinds:
-            sql.append(f"c.kind IN ({_marks(len(filters.kinds))})")
-            params.extend(filters.kinds)
-        if filters.path_globs:
-            # Globs are matched in Python once per file, not once per chunk.
-            paths = [
-                path
-                for (path,) in self._conn.execute("SELECT path FROM files")
-                if any_path_matches(path, filters.path_globs)
-            ]
-            sql.append("c.path IN (SELECT value FROM json_each(?))")
-            params.append(json.dumps(paths))
-        return "".join(f" AND {s}" for s in sql), params
-
-    def _fts(self, expr: str, k: int, filters: Filters) -> list[tuple[int, float]]:
-        """Chunk ids matching an FTS5 expression, best BM25 (highest score) first."""
-        where, params = self._filter_sql(filters)
-        join = " JOIN chunks c ON c.id = chunks_fts.rowid" if where else ""
-        sql = (
-            f"SELECT chunks_fts.rowid, {fts.BM25_EXPR} AS s FROM chunks_fts{join} "
-            f"WHERE chunks_fts MATCH ?{where} ORDER BY s, chunks_fts.rowid LIMIT ?"
-        )
-        rows = self._conn.execute(sql, [expr, *params, k]).fetchall()
-        return [(int(cid), -float(s)) for cid, s in rows]
-
-    @_guarded
-    def bm25(self, query: str, k: int, filters: Filters = NO_FILTERS) -> list[tuple[int, float]]:
-        """Chunk ids matching ``query`` in the full-text index, best (highest score) first."""
-        expr = fts.match_query(query)
-        if expr is None or k <= 0:
-            return []
-        return self._fts(expr, k, filters)
-
-    @_guarded
-    def phrase(self, query: str, k: int, filters: Filters = NO_FILTERS) -> list[int]:
-        """Chunk ids whose body contains ``query``'s words verbatim, in order; best first."""
-        expr = fts.phrase_query(query)
-        if expr is None or k <= 0:
-            return []
-        return [cid for cid, _ in self._fts("body : " + expr, k, filters)]
-
-    # -- reporting ---------------------------------------------------------------------------
-
-    @_guarded
-    def check(self) -> list[str]:
-        """Problems found in the index, one human-readable line each; empty when healthy.
-
-        Runs SQLite's ``quick_check`` (reads every page: seconds for a large index) and
-        compares the tables that must agree: chunks, vectors, the vec0 and FTS tables, files
-        and meta. Damage it reports is repaired by rebuilding the index.
-        """
-        with self._read():
-            return find_problems(self._conn, VEC_TABLE)
-
-    @_guarded
-    def stats(self) -> dict[str, int]:
-        def count(sql: str) -> int:
-            return int(self._conn.execute(sql).fetchone()[0])
-
-        size = 0
-        for suffix in ("", "-wal"):
-            with suppress(OSError):
-                size += os.stat(f"{self.path}{suffix}").st_size
-        return {
-            "files": count("SELECT count(*) FROM files"),
-            "chunks": count("SELECT count(*) FROM chunks"),
-            "vectors": count("SELECT count(*) FROM vectors"),
-            "orphan_vectors": count(
-                "SELECT count(*) FROM vectors v "
-                "WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.vector_id = v.id)"
-            ),
-            "bytes": size,
-        }
-
-    @_guarded
-    def chunk_count_by(self, column: str) -> dict[str, int]:
-        if column not in ("language", "kind"):
-            raise ValueError(f"cannot count chunks by {column!r}: use 'language' or 'kind'")
-        sql = f"SELECT {column}, count(*) FROM chunks GROUP BY {column} ORDER BY {column}"
-        return {str(value): int(n) for value, n in self._conn.execute(sql)}

@@ -1,0 +1,278 @@
+"""The read side of the store: chunk fetching, vector (KNN) and full-text search, reports.
+
+:class:`StoreReads` is the half of :class:`~codesearch.store.db.Store` that never writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from codesearch.globs import any_path_matches
+from codesearch.store import fts
+from codesearch.store.base import VEC_TABLE, StoreBase, _guarded
+from codesearch.store.check import find_problems
+from codesearch.store.sql import _as_blob, _batches, _filtered, _marks, _passes
+from codesearch.store.vcache import VectorCache
+from codesearch.types import Chunk, Filters
+
+KNN_MAX_K = 4096  # sqlite-vec's limit on `k` in one KNN query
+KNN_OVERFETCH = 4  # vectors fetched per wanted result without filters
+KNN_OVERFETCH_FILTERED = 20  # ... and with filters
+NO_FILTERS = Filters()
+_CHUNK_COLUMNS = "id, path, language, kind, name, start_line, end_line, text, header"
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    id: int
+    chunk: Chunk
+
+
+def _nearest(ids: np.ndarray, distances: np.ndarray, n: int) -> list[tuple[int, float]]:
+    """The ``n`` (id, distance) pairs of smallest distance, nearest first."""
+    if n < len(distances):
+        part = np.argpartition(distances, n - 1)[:n] if n > 0 else np.zeros(0, dtype=np.intp)
+    else:
+        part = np.arange(len(distances))
+    order = part[np.argsort(distances[part], kind="stable")]
+    return list(zip(ids[order].tolist(), distances[order].tolist(), strict=True))
+
+
+class StoreReads(StoreBase):
+    """Queries over the index; every public one runs under the store's lock (``_guarded``)."""
+
+    # -- chunks ------------------------------------------------------------------------------
+
+    @_guarded
+    def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
+        found: dict[int, StoredChunk] = {}
+        for batch in _batches(list(dict.fromkeys(ids))):
+            sql = f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE id IN ({_marks(len(batch))})"
+            for row in self._conn.execute(sql, list(batch)):
+                found[row[0]] = StoredChunk(row[0], Chunk(*row[1:]))
+        return found
+
+    @_guarded
+    def all_chunks(self, path: str | None = None) -> list[StoredChunk]:
+        """Every chunk (of one file when ``path`` is given), in path and line order."""
+        where, params = ("WHERE path = ?", [path]) if path is not None else ("", [])
+        sql = f"SELECT {_CHUNK_COLUMNS} FROM chunks {where} ORDER BY path, start_line, id"
+        return [StoredChunk(row[0], Chunk(*row[1:])) for row in self._conn.execute(sql, params)]
+
+    # -- search ------------------------------------------------------------------------------
+
+    @_guarded
+    def knn(
+        self,
+        query: np.ndarray,
+        k: int,
+        filters: Filters = NO_FILTERS,
+        task: str | None = None,
+    ) -> list[tuple[int, float]]:
+        """Chunk ids nearest to ``query`` with their cosine distance, nearest first.
+
+        ``task``: only vectors embedded for that task ("" for task-less ones); None: all."""
+        blob = _as_blob(query, self._dim())
+        if k <= 0:
+            return []
+        if self._cache is not None:
+            return self._knn_cached(np.frombuffer(blob, dtype=np.float32), k, filters, task)
+        factor = KNN_OVERFETCH_FILTERED if _filtered(filters) else KNN_OVERFETCH
+        fetch = min(KNN_MAX_K, k * factor)
+        of_task, task_params = "", []
+        if task is not None:
+            of_task, task_params = " AND rowid IN (SELECT id FROM vectors WHERE task = ?)", [task]
+        rows = self._conn.execute(
+            f"SELECT rowid, distance FROM {VEC_TABLE} WHERE embedding MATCH ? AND k = ?{of_task}",
+            [blob, fetch, *task_params],
+        ).fetchall()
+        hits = self._chunk_hits(rows, filters)
+        # Enough hits, or every vector was already seen: the answer is exact.
+        if len(hits) >= k or len(rows) < fetch:
+            return hits[:k]
+        # Exact scan: the same brute-force KNN restricted to the filtered chunks' vectors.
+        where, params = self._filter_sql(filters)
+        if task is not None:
+            where += " AND c.vector_id IN (SELECT id FROM vectors WHERE task = ?)"
+            params.append(task)
+        rows = self._conn.execute(
+            f"SELECT rowid, distance FROM {VEC_TABLE} WHERE embedding MATCH ? AND k = ? "
+            f"AND rowid IN (SELECT c.vector_id FROM chunks c WHERE 1{where})",
+            [blob, min(k, KNN_MAX_K), *params],
+        ).fetchall()
+        return self._chunk_hits(rows, filters)[:k]
+
+    def _knn_cached(
+        self, query: np.ndarray, k: int, filters: Filters, task: str | None
+    ) -> list[tuple[int, float]]:
+        """:meth:`knn` over the in-memory vectors: the same steps, without vec0's limit on k."""
+        cache = self._refresh_cache()
+        ids = cache.ids
+        distances = cache.distances(query)
+        if task is not None:
+            rows = cache.rows_of(task)
+            ids, distances = ids[rows], distances[rows]
+        factor = KNN_OVERFETCH_FILTERED if _filtered(filters) else KNN_OVERFETCH
+        fetch = min(len(ids), k * factor)
+        hits = self._chunk_hits(_nearest(ids, distances, fetch), filters)
+        if len(hits) >= k or fetch == len(ids):
+            return hits[:k]
+        # Exact: the k nearest among the vectors of chunks that pass the filters' SQL part.
+        where, params = self._filter_sql(filters)
+        sql = f"SELECT c.vector_id FROM chunks c WHERE 1{where}"
+        wanted = np.array([r[0] for r in self._conn.execute(sql, params)], dtype=np.int64)
+        among = np.flatnonzero(np.isin(ids, wanted))
+        rows = _nearest(ids[among], distances[among], min(k, len(among)))
+        return self._chunk_hits(rows, filters)[:k]
+
+    @_guarded
+    def tasks(self) -> list[str]:
+        """The tasks of the vectors that chunks use, sorted ("" for vectors of a backend
+        without tasks). A few index lookups: one per task held."""
+        found: list[str] = []
+        with self._read():
+            candidate = self._conn.execute("SELECT min(task) FROM vectors").fetchone()[0]
+            while candidate is not None:
+                used = self._conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM vectors v JOIN chunks c ON c.vector_id = v.id "
+                    "WHERE v.task = ?)",
+                    (candidate,),
+                ).fetchone()[0]
+                if used:
+                    found.append(str(candidate))
+                candidate = self._conn.execute(
+                    "SELECT min(task) FROM vectors WHERE task > ?", (candidate,)
+                ).fetchone()[0]
+        return found
+
+    def _refresh_cache(self) -> VectorCache:
+        """The vector cache, brought up to date if this or another connection wrote."""
+        cache = self._cache
+        assert cache is not None
+        # Read before the snapshot below: a commit in between only causes one more refresh.
+        stamp = (int(self._conn.execute("PRAGMA data_version").fetchone()[0]), self._writes)
+        if cache.stamp == stamp:
+            return cache
+        cache.stamp = None
+        try:
+            with self._read():
+                dim = self._meta("dim")
+                cache.refresh(self._conn, None if dim is None else int(dim))
+        except BaseException:
+            cache.clear()
+            raise
+        cache.stamp = stamp
+        return cache
+
+    def _chunk_hits(
+        self, rows: list[tuple[int, float]], filters: Filters
+    ) -> list[tuple[int, float]]:
+        """(chunk id, distance) for every chunk of the given vectors that passes the filters."""
+        # vec0 gives NULL for a zero vector; the cache gives 1.0 (orthogonal): so does this.
+        distance = {vid: 1.0 if d is None else float(d) for vid, d in rows}
+        hits: list[tuple[int, float]] = []
+        for batch in _batches(list(distance)):
+            sql = (
+                "SELECT id, vector_id, path, language, kind FROM chunks "
+                f"WHERE vector_id IN ({_marks(len(batch))})"
+            )
+            for cid, vid, path, language, kind in self._conn.execute(sql, list(batch)):
+                if _passes(filters, path, language, kind):
+                    hits.append((cid, distance[vid]))
+        hits.sort(key=lambda hit: (hit[1], hit[0]))
+        return hits
+
+    def _filter_sql(self, filters: Filters) -> tuple[str, list[Any]]:
+        """SQL conditions (`` AND ...``) on the chunks table aliased ``c``, and their params."""
+        sql: list[str] = []
+        params: list[Any] = []
+        if filters.languages:
+            sql.append(f"c.language IN ({_marks(len(filters.languages))})")
+            params.extend(filters.languages)
+        if filters.kinds:
+            sql.append(f"c.kind IN ({_marks(len(filters.kinds))})")
+            params.extend(filters.kinds)
+        if filters.path_globs:
+            # Globs are matched in Python once per file, not once per chunk.
+            paths = [
+                path
+                for (path,) in self._conn.execute("SELECT path FROM files")
+                if any_path_matches(path, filters.path_globs)
+            ]
+            sql.append("c.path IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(paths))
+        return "".join(f" AND {s}" for s in sql), params
+
+    def _fts(self, expr: str, k: int, filters: Filters) -> list[tuple[int, float]]:
+        """Chunk ids matching an FTS5 expression, best BM25 (highest score) first."""
+        where, params = self._filter_sql(filters)
+        join = " JOIN chunks c ON c.id = chunks_fts.rowid" if where else ""
+        sql = (
+            f"SELECT chunks_fts.rowid, {fts.BM25_EXPR} AS s FROM chunks_fts{join} "
+            f"WHERE chunks_fts MATCH ?{where} ORDER BY s, chunks_fts.rowid LIMIT ?"
+        )
+        rows = self._conn.execute(sql, [expr, *params, k]).fetchall()
+        return [(int(cid), -float(s)) for cid, s in rows]
+
+    @_guarded
+    def bm25(self, query: str, k: int, filters: Filters = NO_FILTERS) -> list[tuple[int, float]]:
+        """Chunk ids matching ``query`` in the full-text index, best (highest score) first."""
+        expr = fts.match_query(query)
+        if expr is None or k <= 0:
+            return []
+        return self._fts(expr, k, filters)
+
+    @_guarded
+    def phrase(self, query: str, k: int, filters: Filters = NO_FILTERS) -> list[int]:
+        """Chunk ids whose body contains ``query``'s words verbatim, in order; best first."""
+        expr = fts.phrase_query(query)
+        if expr is None or k <= 0:
+            return []
+        return [cid for cid, _ in self._fts("body : " + expr, k, filters)]
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    @_guarded
+    def check(self) -> list[str]:
+        """Problems found in the index, one human-readable line each; empty when healthy.
+
+        Runs SQLite's ``quick_check`` (reads every page: seconds for a large index) and
+        compares the tables that must agree: chunks, vectors, the vec0 and FTS tables, files
+        and meta. Damage it reports is repaired by rebuilding the index.
+        """
+        with self._read():
+            return find_problems(self._conn, VEC_TABLE)
+
+    @_guarded
+    def stats(self) -> dict[str, int]:
+        def count(sql: str) -> int:
+            return int(self._conn.execute(sql).fetchone()[0])
+
+        size = 0
+        for suffix in ("", "-wal"):
+            with suppress(OSError):
+                size += os.stat(f"{self.path}{suffix}").st_size
+        return {
+            "files": count("SELECT count(*) FROM files"),
+            "chunks": count("SELECT count(*) FROM chunks"),
+            "vectors": count("SELECT count(*) FROM vectors"),
+            "orphan_vectors": count(
+                "SELECT count(*) FROM vectors v "
+                "WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.vector_id = v.id)"
+            ),
+            "bytes": size,
+        }
+
+    @_guarded
+    def chunk_count_by(self, column: str) -> dict[str, int]:
+        if column not in ("language", "kind"):
+            raise ValueError(f"cannot count chunks by {column!r}: use 'language' or 'kind'")
+        sql = f"SELECT {column}, count(*) FROM chunks GROUP BY {column} ORDER BY {column}"
+        return {str(value): int(n) for value, n in self._conn.execute(sql)}

@@ -1,0 +1,44 @@
+"""Small SQL helpers shared by the store's modules: batching ``IN (...)`` lists, vector blobs,
+and the Python side of search filters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from codesearch.globs import any_path_matches
+from codesearch.types import Filters
+
+_BATCH = 500  # ids per `IN (...)` list
+
+
+def _batches(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), _BATCH):
+        yield items[start : start + _BATCH]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _as_blob(vector: Any, dim: int) -> bytes:
+    array = np.asarray(vector, dtype=np.float32)
+    if array.shape != (dim,):
+        raise ValueError(f"vector has shape {array.shape}, expected ({dim},)")
+    if not np.isfinite(array).all():
+        raise ValueError("vector has non-finite values")
+    return array.tobytes()
+
+
+def _filtered(filters: Filters) -> bool:
+    return bool(filters.languages or filters.kinds or filters.path_globs)
+
+
+def _passes(filters: Filters, path: str, language: str, kind: str) -> bool:
+    return (
+        (not filters.languages or language in filters.languages)
+        and (not filters.kinds or kind in filters.kinds)
+        and any_path_matches(path, filters.path_globs)
+    )
