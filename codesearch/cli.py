@@ -170,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list embedding backends and whether they are usable here")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--download",
+        choices=("jina-v4",),
+        help="fetch a model's weights into the Hugging Face cache (needs the internet)",
+    )
 
     p = sub.add_parser("embed", help="print the vector a model gives a text (as index or search)")
     p.add_argument("text", nargs="?", help="the text to embed")
@@ -389,6 +394,12 @@ def _daemon_command(name: str) -> Callable[[argparse.Namespace], int]:
 def cmd_models(args: argparse.Namespace) -> int:
     from codesearch.embed import available_backends
 
+    if args.download:
+        from codesearch.embed.registry import download_jina_v4
+
+        folder = download_jina_v4(lambda line: print(f"codesearch: {line}", file=sys.stderr))
+        print(f"jina-v4 weights are in {folder}: `--model jina-v4` (and auto, on a GPU) use them")
+        return 0
     backends = available_backends()
     if args.json:
         print(json.dumps([b.__dict__ for b in backends], indent=2))

@@ -384,3 +384,53 @@ def test_models_imports_no_torch_without_jina_weights(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stderr.strip() == "False"
     assert not json.loads(out.stdout)[1]["usable"]
+
+
+# -- models --download ----------------------------------------------------------------------------
+
+
+def test_download_needs_the_network_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["models", "--download", "jina-v4"]) == 2
+    err = capsys.readouterr().err
+    assert "HF_HUB_OFFLINE is set" in err and len(err.strip().splitlines()) == 1
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    import huggingface_hub
+
+    def unreachable(*args: object, **kw: object) -> str:
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", unreachable)
+    assert main(["models", "--download", "jina-v4"]) == 2
+    err = capsys.readouterr().err
+    assert "CC-BY-NC-4.0" in err  # the license comes before the transfer
+    assert "cannot download jinaai/jina-embeddings-v4 (OSError" in err.splitlines()[-1]
+
+
+def test_download_fills_the_cache_that_jina_v4_then_loads_from(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    import huggingface_hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("CODESEARCH_JINA_V4", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+
+    def fake_download(repo_id: str, cache_dir: Path, **kw: object) -> str:
+        # what huggingface_hub leaves behind: refs/main and a snapshot folder
+        repo = Path(cache_dir) / ("models--" + repo_id.replace("/", "--"))
+        shutil.copytree(tiny, repo / "snapshots" / "abc123")
+        (repo / "refs").mkdir(parents=True)
+        (repo / "refs" / "main").write_text("abc123")
+        return str(repo / "snapshots" / "abc123")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
+    assert main(["models", "--download", "jina-v4"]) == 0
+    assert "abc123" in capsys.readouterr().out
+    folder, source, _ = registry.find_jina_v4()
+    assert folder is not None and source == "jinaai/jina-embeddings-v4"

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,36 @@ def _config(folder: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def download_jina_v4(notice: Callable[[str], None]) -> Path:
+    """Fetch jinaai/jina-embeddings-v4 into the Hugging Face cache (the only network use, and
+    only on request: `codesearch models --download jina-v4`); the snapshot folder."""
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    if offline:
+        raise ModelUnavailable(
+            f"cannot download {JINA_HUB_ID}: HF_HUB_OFFLINE is set; unset it, or download the "
+            f"folder elsewhere and point {JINA_ENV} at it"
+        )
+    notice(
+        f"downloading {JINA_HUB_ID} (about 7.5 GB) into {hf_hub_cache()}; its weights are "
+        "licensed CC-BY-NC-4.0: non-commercial use only"
+    )
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise ModelUnavailable("cannot download: huggingface_hub is not installed") from None
+    try:
+        folder = Path(snapshot_download(JINA_HUB_ID, cache_dir=hf_hub_cache()))
+    except Exception as exc:  # no network, no space, an interrupted transfer
+        reason = " ".join(str(exc).split())[:200]
+        raise ModelUnavailable(
+            f"cannot download {JINA_HUB_ID} ({type(exc).__name__}: {reason}); download the "
+            f"folder where the hub is reachable and point {JINA_ENV} at it"
+        ) from exc
+    if not is_jina_folder(folder):
+        raise ModelUnavailable(f"{folder} does not hold a jina-embeddings-v4 checkpoint")
+    return folder
 
 
 def is_jina_folder(folder: Path) -> bool:
