@@ -55,23 +55,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-PAD_BASE = 151643  # <|endoftext|> and the other Qwen special tokens follow, as in Qwen2
-SPECIAL_TOKENS = (
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|object_ref_start|>",
-    "<|object_ref_end|>",
-    "<|box_start|>",
-    "<|box_end|>",
-    "<|quad_start|>",
-    "<|quad_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|vision_pad|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
+from codesearch.embed.jina_random import (
+    QWEN_FIRST_SPECIAL_ID,
+    QWEN_SPECIAL_TOKENS,
 )
+
+PAD_BASE = QWEN_FIRST_SPECIAL_ID  # <|endoftext|>, then the other Qwen special tokens
+SPECIAL_TOKENS = QWEN_SPECIAL_TOKENS
 TASKS = ["retrieval", "text-matching", "code"]
 INDEXER_GROUP = 256  # codesearch.index.EMBED_GROUP: documents per embed_documents call
 CANDIDATES = 50

@@ -29,6 +29,8 @@ import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
+from codesearch.embed.jina_random import LORA_TARGETS, QWEN_FIRST_SPECIAL_ID, QWEN_SPECIAL_TOKENS
+
 TASKS = ("retrieval", "text-matching", "code")
 HIDDEN = 64
 LAYERS = 2
@@ -40,36 +42,13 @@ MATRYOSHKA = [8, 16, 32, 64]
 LORA_R = 4
 LORA_ALPHA = 8
 VOCAB = 151936  # the real embedding size (151643 BPE tokens + specials + padding)
-BPE_SIZE = 151643  # ids below this are the BPE vocabulary, as in Qwen2's tokenizer
+BPE_SIZE = QWEN_FIRST_SPECIAL_ID  # ids below this are the BPE vocabulary, as in Qwen2's tokenizer
 
 # The Qwen2 special tokens at their real ids (151643 onwards).
-SPECIAL_TOKENS = (
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|object_ref_start|>",
-    "<|object_ref_end|>",
-    "<|box_start|>",
-    "<|box_end|>",
-    "<|quad_start|>",
-    "<|quad_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|vision_pad|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
-)
+SPECIAL_TOKENS = QWEN_SPECIAL_TOKENS
 SPECIAL_IDS = {tok: BPE_SIZE + i for i, tok in enumerate(SPECIAL_TOKENS)}
 
-LORA_MODULES = (
-    "self_attn.q_proj",
-    "self_attn.k_proj",
-    "self_attn.v_proj",
-    "self_attn.o_proj",
-    "mlp.gate_proj",
-    "mlp.up_proj",
-    "mlp.down_proj",
-)
+LORA_MODULES = LORA_TARGETS
 
 SHARD_NAMES = ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors")
 

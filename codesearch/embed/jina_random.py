@@ -22,6 +22,26 @@ from codesearch.embed.jina_config import JinaExtras, build_config
 from codesearch.embed.jina_files import CheckpointFiles
 from codesearch.embed.jina_weights import JinaV4Module, build_module
 
+# Qwen2's special tokens, in id order from QWEN_FIRST_SPECIAL_ID (the BPE vocabulary ends
+# there): what a tokenizer built in code needs to match the real ids (tests, benchmarks).
+QWEN_FIRST_SPECIAL_ID = 151643
+QWEN_SPECIAL_TOKENS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
+
 # The projections of every decoder layer that carry a LoRA in the published adapter file.
 LORA_TARGETS = (
     "self_attn.q_proj",
