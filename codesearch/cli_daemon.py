@@ -23,15 +23,9 @@ def notice(message: str) -> None:
 
 def connect(settings: Settings, start: bool) -> Client:
     """A connection to the daemon, starting it (with a notice) when ``start``."""
-    try:
-        return Client.connect(settings)
-    except DaemonUnavailable:
-        if not start:
-            raise
     from codesearch.daemon import lifecycle
 
-    lifecycle.start(settings, notice=notice)
-    return Client.connect(settings)
+    return lifecycle.connect(settings, autostart=start, notice=notice)
 
 
 def search(settings: Settings, params: dict[str, Any]) -> dict[str, Any] | None:

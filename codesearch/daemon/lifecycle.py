@@ -65,6 +65,20 @@ def start(settings: Settings, notice: Callable[[str], None] | None = None) -> di
     )
 
 
+def connect(
+    settings: Settings, autostart: bool = True, notice: Callable[[str], None] | None = None
+) -> Client:
+    """A connection to the daemon, starting it first (with ``notice``) when none answers and
+    ``autostart``; DaemonUnavailable when it cannot be reached or started."""
+    try:
+        return Client.connect(settings)
+    except DaemonUnavailable:
+        if not autostart:
+            raise
+    start(settings, notice=notice)
+    return Client.connect(settings)
+
+
 def _tail(path: Path, lines: int = 1) -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
