@@ -81,6 +81,12 @@ class Client:
         except (BrokenPipeError, ConnectionResetError):
             raise DaemonUnavailable("the daemon closed the connection (did it stop?)") from None
 
+    def interrupt(self) -> None:
+        """From another thread: wake the thread blocked in :meth:`call` (it fails with
+        DaemonUnavailable). How a face cancels a request."""
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._reader.close()

@@ -31,6 +31,10 @@ def start(settings: Settings, notice: Callable[[str], None] | None = None) -> di
     info = running(settings)
     if info is not None:
         return {**info, "already_running": True}
+    deadline = time.monotonic() + START_TIMEOUT_S
+    info = _settle(settings, deadline)
+    if info is not None:
+        return {**info, "already_running": True}
     rt = runtime(settings)
     rt.log_dir.mkdir(parents=True, exist_ok=True)
     if notice is not None:
@@ -48,7 +52,6 @@ def start(settings: Settings, notice: Callable[[str], None] | None = None) -> di
             close_fds=True,
             cwd="/",  # hold no folder busy (an unmount, a deleted checkout)
         )
-    deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         info = running(settings)
         if info is not None:
@@ -63,6 +66,18 @@ def start(settings: Settings, notice: Callable[[str], None] | None = None) -> di
     raise DaemonUnavailable(
         f"the daemon did not answer within {START_TIMEOUT_S:.0f} s: see {rt.log}"
     )
+
+
+def _settle(settings: Settings, deadline: float) -> dict[str, Any] | None:
+    """Wait while a process holds the daemon lock without answering: one that is starting
+    (its ping answer, once it answers) or dying (None once the kernel has released its lock;
+    a killed daemon's threads can outlive its main thread for a moment)."""
+    while _lock_pid(settings) is not None and time.monotonic() < deadline:
+        info = running(settings)
+        if info is not None:
+            return info
+        time.sleep(0.05)
+    return None
 
 
 def connect(
@@ -116,10 +131,13 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # a zombie child (started by this very process, e.g. in tests) counts as gone
+    # a zombie child (started by this very process, e.g. in tests) counts as gone, once its
+    # other threads have exited too (until then it still holds its files and the lock)
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            return handle.read().split(") ")[-1][:1] != "Z"
+            if handle.read().split(") ")[-1][:1] != "Z":
+                return True
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
     except OSError:
         return True
 

@@ -1,0 +1,98 @@
+"""Checking what a client sends: one-line messages for anything malformed.
+
+``codesearch/search`` takes ``{query, k?, filters?, folder?}``; the ``codesearch.search``
+command takes ``[query, {k?, filters?, folder?}?]``; ``codesearch.reindex`` takes
+``[folderUri?]``. Keys that LSP adds to every request (``workDoneToken``,
+``partialResultToken``) and any other unknown top-level key are ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from codesearch.types import KINDS
+
+DEFAULT_K = 20
+MAX_K = 1000
+FILTER_KEYS = ("languages", "path_globs", "kinds")
+
+
+class InvalidParams(ValueError):
+    """The client sent parameters this server cannot use (answered as JSON-RPC InvalidParams)."""
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    query: str
+    k: int = DEFAULT_K
+    filters: dict[str, list[str]] = field(default_factory=dict)
+    folder: str | None = None  # a workspace folder URI; None: every workspace folder
+
+
+def _string_list(value: object, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidParams(f"'{where}' must be a list of strings")
+    return list(value)
+
+
+def _filters(value: object) -> dict[str, list[str]]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidParams("'filters' must be an object")
+    unknown = [key for key in value if key not in FILTER_KEYS]
+    if unknown:
+        raise InvalidParams(f"unknown filter {unknown[0]!r} (known: {', '.join(FILTER_KEYS)})")
+    filters = {key: _string_list(value[key], f"filters.{key}") for key in value}
+    bad = [kind for kind in filters.get("kinds", []) if kind not in KINDS]
+    if bad:
+        raise InvalidParams(f"unknown kind {bad[0]!r} (known: {', '.join(KINDS)})")
+    return filters
+
+
+def _options(query: object, options: Mapping[str, Any]) -> SearchParams:
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidParams("'query' must be a non-empty string")
+    k = options.get("k", DEFAULT_K)
+    if k is None:
+        k = DEFAULT_K
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+        raise InvalidParams(f"'k' must be a whole number from 1 to {MAX_K}")
+    folder = options.get("folder")
+    if folder is not None and (not isinstance(folder, str) or not folder):
+        raise InvalidParams("'folder' must be a workspace folder URI")
+    return SearchParams(query.strip(), k, _filters(options.get("filters")), folder)
+
+
+def search_params(raw: object) -> SearchParams:
+    """The params of a ``codesearch/search`` request."""
+    if not isinstance(raw, Mapping):
+        raise InvalidParams("params must be an object: {query, k?, filters?, folder?}")
+    return _options(raw.get("query"), raw)
+
+
+def search_arguments(args: Sequence[Any]) -> SearchParams:
+    """The arguments of the ``codesearch.search`` command: ``[query, {k?, filters?, folder?}?]``."""
+    if not 1 <= len(args) <= 2:
+        raise InvalidParams("arguments must be [query, {k?, filters?, folder?}?]")
+    options = args[1] if len(args) == 2 and args[1] is not None else {}
+    if not isinstance(options, Mapping):
+        raise InvalidParams("the second argument must be an object: {k?, filters?, folder?}")
+    return _options(args[0], options)
+
+
+def reindex_arguments(args: Sequence[Any]) -> str | None:
+    """The argument of the ``codesearch.reindex`` command: ``[folderUri?]``."""
+    if len(args) > 1:
+        raise InvalidParams("arguments must be [folderUri?]")
+    folder = args[0] if args else None
+    if folder is not None and (not isinstance(folder, str) or not folder):
+        raise InvalidParams("the argument must be a workspace folder URI")
+    return folder
+
+
+def no_arguments(args: Sequence[Any], command: str) -> None:
+    if args:
+        raise InvalidParams(f"{command} takes no arguments")
