@@ -2,12 +2,14 @@
 
 codesearch "where is the retry backoff computed"      # search the repo holding the cwd
 codesearch index [PATH]                               # index or update a repository
-codesearch search QUERY --repo PATH [-k N] [--json] [--batch FILE]
+codesearch search QUERY --repo PATH [-k N] [--json|--jsonl|--files-only] [--batch FILE]
+           [--context N] [--max-lines N]                 # agent-friendly output
 codesearch add PATH / remove PATH / repos             # what the daemon watches
 codesearch daemon start|stop|restart|status|logs|install
 codesearch status [PATH]
 codesearch models                                     # embedding backends usable here
 codesearch embed "TEXT" --query|--passage [--model M] [--task T] [--dim N] [--multivector] [--json]
+codesearch mcp [--repo PATH]                          # the MCP server for coding agents (stdio)
 
 Searches go through the background daemon (started on first use) unless --no-daemon.
 """
@@ -31,9 +33,21 @@ if TYPE_CHECKING:
     from codesearch.config import Settings
     from codesearch.engine import IndexStatus
 
-COMMANDS = ("index", "search", "status", "models", "embed", "add", "remove", "repos", "daemon")
+COMMANDS = (
+    "index",
+    "search",
+    "status",
+    "models",
+    "embed",
+    "add",
+    "remove",
+    "repos",
+    "daemon",
+    "mcp",
+)
 TASKS = ("code", "retrieval", "text-matching")  # jina-v4's task adapters
 DAEMON_ACTIONS = ("start", "stop", "restart", "status", "logs", "install")
+SNIPPET_LINES = 6  # snippet lines per result in human output
 TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
 
 EPILOG = """\
@@ -42,11 +56,14 @@ examples:
   codesearch "where is the retry backoff computed"     ask a question about it
   codesearch search "parse config" --lang python --path 'src/' -k 5
   codesearch search "open a session" --repo ~/src/app --json
+  codesearch --jsonl -C 3 --max-lines 20 "where are tokens refreshed"   for agents
+  codesearch --files-only "feature flags"              the files, best first
   codesearch add ~/src/app                             watch a repository: always fresh
   codesearch status
   codesearch daemon logs -n 50
   codesearch embed "parse config" --query --json       the vector a question gets
   codesearch embed "def parse(): ..." --passage --model jina-v4 --task code --dim 512
+  codesearch mcp                                       serve coding agents (MCP over stdio)
 """
 
 
@@ -90,7 +107,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", nargs="*", help="the question (omit with --batch)")
     p.add_argument("--repo", default=None, help="repository folder (default: the one holding .)")
     p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
-    p.add_argument("--json", action="store_true", help="print JSON (JSON Lines with --batch)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON (JSON Lines with --batch)")
+    fmt.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="print one JSON line per result: its query, rank and fields (for head, jq -c)",
+    )
+    p.add_argument(
+        "-l",
+        "--files-only",
+        action="store_true",
+        help="print only the files that hold results, best first, one per line",
+    )
+    p.add_argument(
+        "-C",
+        "--context",
+        type=int,
+        metavar="N",
+        help="also show N lines before and after each result (JSON: context_before/after)",
+    )
+    p.add_argument(
+        "--max-lines",
+        type=int,
+        metavar="N",
+        help="at most N snippet lines per result, in every output (JSON: truncated_lines)",
+    )
     p.add_argument(
         "--batch",
         metavar="FILE",
@@ -134,9 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--snippet-lines",
         type=int,
-        default=6,
         metavar="N",
-        help="snippet lines per result in human output (default 6, 0 = none)",
+        help=f"snippet lines per result in human output (default {SNIPPET_LINES}, 0 = none)",
     )
 
     p = sub.add_parser("status", help="the daemon, and what is indexed: model, size, freshness")
@@ -195,6 +236,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--image", metavar="PATH", help="embed an image (not available yet)")
     p.add_argument("--json", action="store_true", help='print {"model", "task", "dim", "vector"}')
+
+    p = sub.add_parser(
+        "mcp",
+        help="serve coding agents over MCP (stdio): search_code, index_status, reindex, list_repos",
+    )
+    p.add_argument(
+        "--repo",
+        default=None,
+        help="the default repository (default: the one holding the current folder; "
+        "registered with the daemon when it is not yet)",
+    )
     return parser
 
 
@@ -302,41 +354,67 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise BadInput("-k must be a positive number")
     if args.rerank < 0:
         raise BadInput("--rerank must be 0 (off) or a positive number")
+    _check_output_flags(args)
     queries = _read_batch(args.batch) if args.batch else [" ".join(args.query)]
     if not args.batch and not queries[0].strip():
         raise BadInput('empty query: ask a question, e.g. codesearch "where is auth handled"')
     settings = _settings(args)
     filters = Filters(tuple(args.lang), tuple(args.path), tuple(args.kind))
-    results = None
+    found = None
     if settings.daemon and not args.no_daemon:
         from codesearch import cli_daemon
 
-        answer = cli_daemon.search(
-            settings,
-            {
-                "queries": queries,
-                "k": args.k,
-                "rerank": args.rerank,
-                "filters": {
-                    "languages": list(filters.languages),
-                    "path_globs": list(filters.path_globs),
-                    "kinds": list(filters.kinds),
-                },
-                "repo": str(Path(args.repo).expanduser().absolute()) if args.repo else None,
-                "cwd": str(Path.cwd()),
-                "model": args.model,
+        params = {
+            "queries": queries,
+            "k": args.k,
+            "rerank": args.rerank,
+            "filters": {
+                "languages": list(filters.languages),
+                "path_globs": list(filters.path_globs),
+                "kinds": list(filters.kinds),
             },
-        )
+            "repo": str(Path(args.repo).expanduser().absolute()) if args.repo else None,
+            "cwd": str(Path.cwd()),
+            "model": args.model,
+        }
+        if args.max_lines is not None:
+            params["snippet_lines"] = args.max_lines
+        answer = cli_daemon.search(settings, params)
         if answer is not None:
             results = [[Hit(**h) for h in one] for one in answer["results"]]
-    if results is None:
-        results = _search_here(args, settings, queries, filters)
-    return _print_results(args, queries, results)
+            found = Path(answer["repo"]), results
+    if found is None:
+        found = _search_here(args, settings, queries, filters)
+    return _print_results(args, queries, *found)
+
+
+def _check_output_flags(args: argparse.Namespace) -> None:
+    """Bad combinations and values of the output flags: one clear line (exit 2)."""
+    if args.context is not None and args.context < 0:
+        raise BadInput("--context must be 0 or a positive number of lines")
+    if args.max_lines is not None and args.max_lines < 0:
+        raise BadInput("--max-lines must be 0 or a positive number of lines")
+    if args.snippet_lines is not None and args.snippet_lines < 0:
+        raise BadInput("--snippet-lines must be 0 or a positive number of lines")
+    if args.snippet_lines is not None and args.max_lines is not None:
+        raise BadInput("--snippet-lines and --max-lines both set the snippet length: keep one")
+    if args.files_only:
+        given = {
+            "--json": args.json,
+            "--jsonl": args.jsonl,
+            "--batch": args.batch is not None,
+            "--context": args.context is not None,
+            "--max-lines": args.max_lines is not None,
+            "--snippet-lines": args.snippet_lines is not None,
+        }
+        clash = next((flag for flag, on in given.items() if on), None)
+        if clash is not None:
+            raise BadInput(f"--files-only prints file paths only: it does not go with {clash}")
 
 
 def _search_here(
     args: argparse.Namespace, settings: Settings, queries: list[str], filters: Filters
-) -> list[list[Hit]]:
+) -> tuple[Path, list[list[Hit]]]:
     from codesearch.engine import RepoSearch, locate_repo
     from codesearch.paths import resolve_root
     from codesearch.search import SearchOptions
@@ -344,21 +422,41 @@ def _search_here(
     root = resolve_root(Path(args.repo)) if args.repo else locate_repo(Path.cwd(), settings)
     with RepoSearch(root, settings, model=args.model) as repo:
         options = SearchOptions(k=args.k, filters=filters, rerank=args.rerank)
-        return repo.search_many(queries, options)
+        if args.max_lines is not None:
+            options = replace(options, snippet_lines=args.max_lines)
+        return root, repo.search_many(queries, options)
 
 
-def _print_results(args: argparse.Namespace, queries: list[str], results: list[list[Hit]]) -> int:
+def _print_results(
+    args: argparse.Namespace, queries: list[str], root: Path, results: list[list[Hit]]
+) -> int:
     from codesearch.render import Style, format_hits, use_color
+    from codesearch.snippets import views
 
+    if args.files_only:
+        files = list(dict.fromkeys(h.path for h in results[0]))
+        for path in files:
+            print(path)
+        return 0 if files else 1
+    shown = [views(hits, root, args.max_lines, args.context) for hits in results]
+    if args.jsonl:
+        for query, one in zip(queries, shown, strict=True):
+            for rank, view in enumerate(one, 1):
+                print(json.dumps({"query": query, "rank": rank, **view.to_json()}))
+        return 0 if args.batch or any(shown) else 1
     if args.batch:
-        for query, hits in zip(queries, results, strict=True):
-            print(json.dumps({"query": query, "results": [h.to_json() for h in hits]}))
+        for query, one in zip(queries, shown, strict=True):
+            print(json.dumps({"query": query, "results": [v.to_json() for v in one]}))
         return 0
     hits = results[0]
     if args.json:
-        print(json.dumps({"query": queries[0], "results": [h.to_json() for h in hits]}, indent=2))
+        out = {"query": queries[0], "results": [v.to_json() for v in shown[0]]}
+        print(json.dumps(out, indent=2))
     elif hits:
-        print(format_hits(hits, Style(use_color(sys.stdout)), args.snippet_lines))
+        lines = args.max_lines if args.max_lines is not None else args.snippet_lines
+        context = [(v.before or [], v.after or []) for v in shown[0]] if args.context else None
+        style = Style(use_color(sys.stdout))
+        print(format_hits(hits, style, SNIPPET_LINES if lines is None else lines, context))
     else:
         print("no results", file=sys.stderr)
     return 0 if hits else 1
@@ -380,6 +478,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     from codesearch import cli_daemon
 
     return cli_daemon.cmd_status(args, _settings(args))
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from codesearch.mcp_server import serve
+
+    return serve(_settings(args), args.repo)
 
 
 def _daemon_command(name: str) -> Callable[[argparse.Namespace], int]:
@@ -458,6 +562,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "remove": _daemon_command("remove"),
     "repos": _daemon_command("repos"),
     "daemon": _daemon_command("daemon"),
+    "mcp": cmd_mcp,
 }
 
 

@@ -34,10 +34,16 @@ class Style:
         return f"\x1b[{_CODES[role]}m{text}\x1b[0m"
 
 
-def format_hits(hits: list[Hit], style: Style, snippet_lines: int) -> str:
-    """`path:line` first so terminals make it clickable, then kind, name, score, snippet."""
+def format_hits(
+    hits: list[Hit],
+    style: Style,
+    snippet_lines: int,
+    context: list[tuple[list[str], list[str]]] | None = None,
+) -> str:
+    """`path:line` first so terminals make it clickable, then kind, name, score, snippet;
+    with ``context`` (lines before and after each hit) those lines too, numbered, dimmed."""
     out: list[str] = []
-    for hit in hits:
+    for i, hit in enumerate(hits):
         location = f"{style('path', hit.path)}:{style('line', str(hit.start_line))}"
         span = style("dim", f"-{hit.end_line}")
         label = (
@@ -46,13 +52,27 @@ def format_hits(hits: list[Hit], style: Style, snippet_lines: int) -> str:
             else style("kind", hit.kind)
         )
         out.append(f"{location}{span}  {label}  {style('score', f'{hit.score:.4f}')}")
-        if snippet_lines > 0:
-            lines = hit.snippet.split("\n")[:snippet_lines]
-            width = len(str(hit.start_line + len(lines)))
-            for offset, line in enumerate(lines):
-                number = style("dim", str(hit.start_line + offset).rjust(width))
-                out.append(f"  {number}  {line.rstrip()}")
-            out.append("")
+        before, after = context[i] if context is not None else ([], [])
+        lines = hit.snippet.split("\n")[:snippet_lines] if snippet_lines > 0 else []
+        if not (lines or before or after):
+            continue
+        first = hit.start_line - len(before)
+        last = hit.end_line + len(after) if after else hit.start_line + len(lines)
+        width = len(str(last))
+
+        def number(n: int, width: int = width) -> str:
+            return style("dim", str(n).rjust(width))
+
+        for offset, line in enumerate(before):
+            out.append(f"  {number(first + offset)}  {style('dim', line.rstrip())}")
+        for offset, line in enumerate(lines):
+            out.append(f"  {number(hit.start_line + offset)}  {line.rstrip()}")
+        if after:
+            if hit.start_line + len(lines) <= hit.end_line:  # a gap: the snippet was cut
+                out.append(f"  {style('dim', '...'.rjust(width))}")
+            for offset, line in enumerate(after):
+                out.append(f"  {number(hit.end_line + 1 + offset)}  {style('dim', line.rstrip())}")
+        out.append("")
     return "\n".join(out).rstrip("\n")
 
 

@@ -25,7 +25,7 @@ from codesearch.daemon import protocol
 from codesearch.daemon.protocol import ProtocolError, Request
 from codesearch.daemon.runtime import Runtime, runtime, secure_dir
 from codesearch.daemon.service import Service
-from codesearch.search import SearchOptions
+from codesearch.search import SNIPPET_LINES, SearchOptions
 from codesearch.types import KINDS, BadInput, CodesearchError, Filters
 
 log = logging.getLogger("codesearch.daemon")
@@ -70,9 +70,13 @@ def _search_options(params: dict[str, Any]) -> SearchOptions:
     rerank = params.get("rerank", 0)
     if not isinstance(rerank, int) or isinstance(rerank, bool) or not 0 <= rerank <= 1000:
         raise BadInput("'rerank' must be a whole number from 0 to 1000")
+    lines = params.get("snippet_lines", SNIPPET_LINES)
+    if not isinstance(lines, int) or isinstance(lines, bool) or not 0 <= lines <= 10_000:
+        raise BadInput("'snippet_lines' must be a whole number from 0 to 10000")
     return SearchOptions(
         k=k,
         rerank=rerank,
+        snippet_lines=lines,
         filters=Filters(
             tuple(_str_list(filters, "languages")),
             tuple(_str_list(filters, "path_globs")),
