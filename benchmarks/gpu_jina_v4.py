@@ -27,7 +27,11 @@ Measured, in this order (a step that would overrun --budget-seconds is skipped a
 4. the code adapter switched off (about what a merged adapter costs) at 16k tokens, and the
    indexer's call size (256 chunks per embed_documents call, which caps the batch) at 16k and
    64k; the sweep itself encodes >= 1024 chunks per call, so the budget alone varies;
-5. flash-attention-2 against SDPA, when flash_attn is importable.
+5. images (``embed_images``, code adapter): images/s at each --image-megapixels size
+   (synthetic 4:3 pictures, max_image_pixels raised to fit them, the embedder's default pixel
+   budget per forward pass), the image tokens per picture, the CPU preprocessing share, peak
+   GPU memory;
+6. flash-attention-2 against SDPA, when flash_attn is importable.
 
 Also: the bytes per chunk that stored token vectors would need (float16 / int8 / binary) for the
 length mix, versions, GPU name, date. Progress lines go to stdout; --json-out gets the results,
@@ -197,7 +201,22 @@ def make_tokenizer(n_words: int) -> Any:
         vocab[tok] = PAD_BASE + i
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.add_special_tokens(list(SPECIAL_TOKENS))  # split before the words: the image prompt
+    assert tok.token_to_id("<|image_pad|>") == PAD_BASE + SPECIAL_TOKENS.index("<|image_pad|>")
     return tok
+
+
+def make_image(rng: np.random.Generator, megapixels: float, factor: int = 28) -> Any:
+    """A 4:3 RGB picture of about ``megapixels`` (sides multiples of ``factor``, so the image
+    processor keeps its size): a gradient with noise, like a screenshot's mix of flat and busy."""
+    from PIL import Image
+
+    pixels = megapixels * 1e6
+    height = max(factor, round(math.sqrt(pixels * 3 / 4) / factor) * factor)
+    width = max(factor, round(math.sqrt(pixels * 4 / 3) / factor) * factor)
+    ramp = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
+    noise = rng.integers(0, 64, (height, width, 3)).astype(np.float32)
+    return Image.fromarray(np.clip(ramp * 0.75 + noise, 0, 255).astype(np.uint8))
 
 
 def sample_lengths(
@@ -569,6 +588,91 @@ class Bench:
                 self.throughput("single", budget, group=INDEXER_GROUP, label="indexer-call-size")
             )
 
+    def images(self) -> None:
+        """images/s per picture size, each at a max_image_pixels that keeps it whole."""
+        emb, a = self.emb, self.args
+        rows = self.result.setdefault("images", [])
+        rng = np.random.default_rng(a.seed + 2)
+        default_cap = emb.max_image_pixels
+        try:
+            for mp in a.image_megapixels:
+                if self.left() < a.point_seconds * 2 + (2 if a.tiny else 10):
+                    self.say(f"SKIP images {mp} MP: {self.left():.0f}s left")
+                    self.result["skipped"].append(f"images:{mp}")
+                    continue
+                rows.append(self.image_point(make_image(rng, mp), mp, default_cap))
+                self.save()
+        finally:
+            emb.max_image_pixels = default_cap
+
+    def image_point(self, picture: Any, mp: float, default_cap: int) -> dict[str, Any]:
+        emb, a = self.emb, self.args
+        width, height = picture.size
+        emb.max_image_pixels = max(default_cap, width * height)
+        budget = emb.image_batch_pixels
+        vision = emb._vision()
+        per_batch = max(1, budget // (width * height))
+        group = [picture] * max(per_batch, a.image_group)
+        row: dict[str, Any] = {
+            "megapixels": mp,
+            "width": width,
+            "height": height,
+            "max_image_pixels": emb.max_image_pixels,
+            "image_tokens": vision.image_tokens(height, width),
+            "image_batch_pixels": budget,
+            "images_per_batch": per_batch,
+        }
+        try:
+            start = time.perf_counter()
+            vision.batch(group[:per_batch])  # the CPU part alone: resize, normalise, patches
+            row["preprocess_ms_per_image"] = round(
+                (time.perf_counter() - start) * 1000 / per_batch, 2
+            )
+            emb.embed_images(group[:per_batch], task="code")  # warm-up
+            self.reset_peak()
+            count, seconds = 0, 0.0
+            while True:
+                start = time.perf_counter()
+                vectors = emb.embed_images(group, task="code")
+                self.sync()
+                seconds += time.perf_counter() - start
+                count += len(group)
+                if seconds >= a.point_seconds or time.monotonic() > self.deadline:
+                    break
+            peak = self.peak()
+        except Exception as exc:
+            if not _is_oom(exc):
+                raise
+            emb.image_batch_pixels = budget
+            self.free()
+            row.update(status="oom", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+            self.say(f"images {mp:5.2f} MP: OUT OF MEMORY ({type(exc).__name__})")
+            return row
+        if emb.image_batch_pixels != budget:  # the embedder's OOM back-off halved the budget
+            row.update(status="oom-backoff", budget_after=emb.image_batch_pixels)
+            emb.image_batch_pixels = budget
+        else:
+            row["status"] = "ok"
+        row.update(
+            images=count,
+            seconds=round(seconds, 3),
+            images_per_s=round(count / seconds, 3),
+            megapixels_per_s=round(count * width * height / 1e6 / seconds, 3),
+            image_tokens_per_s=round(count * row["image_tokens"] / seconds, 1),
+            finite=bool(np.isfinite(vectors).all()),
+            dim=int(vectors.shape[1]),
+            peak_gpu_bytes=peak,
+        )
+        mem = f"peak {peak / 2**30:6.2f} GiB" if peak is not None else ""
+        self.say(
+            f"images {mp:5.2f} MP ({width}x{height}, {row['image_tokens']} tokens, "
+            f"{per_batch}/batch): {row['images_per_s']:8.2f} images/s "
+            f"({row['megapixels_per_s']:.1f} MP/s), preprocess "
+            f"{row['preprocess_ms_per_image']:.1f} ms/image  {mem}  [{row['status']}]"
+        )
+        self.free()
+        return row
+
     def rerank(self, budget: int, key: str = "rerank") -> None:
         """Top-50 re-rank by late interaction: recomputed vs stored candidate token vectors."""
         from codesearch.embed.jina import maxsim
@@ -700,6 +804,17 @@ class Bench:
                 )
             else:
                 self.say(f"  budget {row['budget']:6d}: {row.get('status')}")
+        for row in self.result.get("images", []):
+            peak = row.get("peak_gpu_bytes")
+            self.say(
+                f"  images {row['megapixels']:5.2f} MP: "
+                + (
+                    f"{row['images_per_s']:8.2f} images/s "
+                    f"{'' if peak is None else f'peak {peak / 2**30:.2f} GiB'}"
+                    if row.get("status") in ("ok", "oom-backoff")
+                    else str(row.get("status"))
+                )
+            )
 
     def run(self) -> int:
         a = self.args
@@ -714,6 +829,7 @@ class Bench:
         self.step("sanity", 5 if not a.tiny else 0, self.sanity)
         self.step("single_vector", 0, self.sweep)
         self.step("rerank", rerank_need, lambda: self.rerank(a.default_budget))
+        self.step("images", 0, self.images)
         self.step("multi_vector", 0, self.multi)
         self.step("variants", ps * 1.5 + 3, self.extras)
         for budget in a.rerank_budgets:
@@ -795,6 +911,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-tokens", type=int, default=800)
     p.add_argument("--sigma", type=float, default=0.6, help="log-normal sigma of the length mix")
     p.add_argument("--vocab-words", type=int, default=32768)
+    p.add_argument(
+        "--image-megapixels", type=float, nargs="+", help="picture sizes for embed_images"
+    )
+    p.add_argument("--image-group", type=int, default=8, help="pictures per embed_images call")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     if a.device is None:
@@ -814,6 +934,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "point_seconds": 0.15 if tiny else 5.0,
         "reps": 5 if tiny else 20,
         "pool": 256 if tiny else 2048,
+        # the tiny vision tower has full attention over all patches: small pictures on the CPU
+        "image_megapixels": [0.05, 0.1, 0.2] if tiny else [1.0, 2.0, 4.0],
     }
     for key, value in defaults.items():
         if getattr(a, key) is None:

@@ -381,7 +381,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             params["snippet_lines"] = args.max_lines
         answer = cli_daemon.search(settings, params)
         if answer is not None:
-            results = [[Hit(**h) for h in one] for one in answer["results"]]
+            results = [[Hit.from_json(h) for h in one] for one in answer["results"]]
             found = Path(answer["repo"]), results
     if found is None:
         found = _search_here(args, settings, queries, filters)
@@ -424,7 +424,13 @@ def _search_here(
         options = SearchOptions(k=args.k, filters=filters, rerank=args.rerank)
         if args.max_lines is not None:
             options = replace(options, snippet_lines=args.max_lines)
-        return root, repo.search_many(queries, options)
+        results = repo.search_many(queries, options)
+        if repo.searcher.outage:
+            print(
+                f"codesearch: {repo.searcher.outage}: these results match keywords only",
+                file=sys.stderr,
+            )
+        return root, results
 
 
 def _print_results(

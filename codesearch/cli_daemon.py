@@ -287,6 +287,8 @@ def _local_status(root: Path, settings: Settings, registered: bool) -> dict[str,
         "index_bytes": st.bytes,
         "languages": st.languages,
         "kinds": st.kinds,
+        "pictures": st.pictures,
+        "pictures_waiting": st.pictures_waiting,
     }
 
 
@@ -298,6 +300,14 @@ def _repo_lines(repo: dict[str, Any]) -> str:
     if repo.get("model"):
         lines.append(f"  model     {repo['model']} ({repo.get('dim', 0)} dims)")
     lines.append(f"  files     {repo.get('files', 0)}, chunks {repo.get('chunks', 0)}")
+    if repo.get("pictures"):
+        waiting = repo.get("pictures_waiting", 0)
+        why = (
+            f", {waiting} described by text only (they wait for a multimodal model: jina-v4)"
+            if waiting
+            else ", embedded from their pixels"
+        )
+        lines.append(f"  pictures  {repo['pictures']}{why}")
     if repo.get("pending") or repo.get("progress"):
         p = repo.get("progress") or {}
         left = max(p.get("files_total", 0) - p.get("files_done", 0), 0)

@@ -29,6 +29,25 @@ class Settings:
     # Vector size for models with Matryoshka dims (jina-v4: 128 ... 2048); None = the backend's
     # default. Part of the model id an index records: changing it rebuilds the index.
     embed_dim: int | None = None
+    # Pictures (PNG, JPEG, WebP, GIF, BMP, SVG, PDF pages): indexed by their text context, and
+    # from their pixels on a multimodal backend (jina-v4). Icons smaller than image_min_side
+    # pixels on both sides are skipped; PDFs contribute their first pdf_max_pages pages.
+    images: bool = True
+    max_image_bytes: int = 50_000_000
+    image_min_side: int = 48
+    pdf_max_pages: int = 20
+    # The remote backend (`--model remote` or `remote:NAME`): an OpenAI-compatible /embeddings
+    # server. The API key is read from the environment variable named here, never from a file.
+    remote_url: str = ""  # the base URL under which /embeddings lives, e.g. http://gpu:8000/v1
+    remote_model: str = ""  # the served model name; "" = the server's only model
+    remote_api_key_env: str = "CODESEARCH_REMOTE_API_KEY"
+    remote_prefixes: str = "auto"  # auto (jina-v4 names get Query:/Passage:), jina-v4, none
+    remote_concurrency: int = 4  # requests in flight
+    remote_batch_size: int | None = None  # inputs per request; None = batch_size, server-capped
+    remote_max_tokens: int | None = None  # chunk size in tokens; None = by model (jina-v4: 1024)
+    remote_timeout: float = 60.0  # seconds per request
+    remote_retries: int = 5  # retries of a request on 429 / 5xx / timeouts / refused connections
+    remote_backoff: float = 0.5  # first retry delay in seconds; doubles, with jitter
 
     @property
     def index_dir(self) -> Path:
@@ -58,6 +77,26 @@ _ENV = {
     "batch_size": "CODESEARCH_BATCH_SIZE",
     "daemon": "CODESEARCH_DAEMON",
     "embed_dim": "CODESEARCH_EMBED_DIM",
+    "images": "CODESEARCH_IMAGES",
+    "max_image_bytes": "CODESEARCH_MAX_IMAGE_BYTES",
+    "image_min_side": "CODESEARCH_IMAGE_MIN_SIDE",
+    "pdf_max_pages": "CODESEARCH_PDF_MAX_PAGES",
+    "remote_url": "CODESEARCH_REMOTE_URL",
+    "remote_model": "CODESEARCH_REMOTE_MODEL",
+    "remote_api_key_env": "CODESEARCH_REMOTE_API_KEY_ENV",
+    "remote_prefixes": "CODESEARCH_REMOTE_PREFIXES",
+    "remote_concurrency": "CODESEARCH_REMOTE_CONCURRENCY",
+    "remote_batch_size": "CODESEARCH_REMOTE_BATCH_SIZE",
+    "remote_max_tokens": "CODESEARCH_REMOTE_MAX_TOKENS",
+    "remote_timeout": "CODESEARCH_REMOTE_TIMEOUT",
+    "remote_retries": "CODESEARCH_REMOTE_RETRIES",
+    "remote_backoff": "CODESEARCH_REMOTE_BACKOFF",
+}
+_ZERO_OK = frozenset({"remote_retries"})  # int settings where 0 is valid
+# A secret never belongs in a file that is shared, backed up or pasted into bug reports.
+_SECRETS = {
+    "remote_api_key": "the API key is read from the environment only: export it as "
+    "CODESEARCH_REMOTE_API_KEY (or name another variable with remote_api_key_env)"
 }
 
 _DEFAULT_WORDS = ("", "auto", "default", "none")
@@ -73,9 +112,14 @@ def _coerce(name: str, value: object, source: str) -> object:
             kind = "int"
         if kind == "int":
             number = int(str(value))
-            if number <= 0:
+            if number < 0 or (number == 0 and name not in _ZERO_OK):
                 raise ValueError
             return number
+        if kind == "float":
+            real = float(str(value))
+            if not real >= 0 or real == float("inf"):
+                raise ValueError
+            return real
         if kind == "bool":
             if isinstance(value, bool):
                 return value
@@ -101,6 +145,8 @@ def load_settings(home: Path | None = None) -> Settings:
             raise BadInput(f"{config_file}: not valid TOML ({exc})") from None
         known = {f.name for f in fields(Settings)} - {"home"}
         for key, value in data.items():
+            if key in _SECRETS:
+                raise BadInput(f"{config_file}: {key}: {_SECRETS[key]}")
             if key not in known:
                 raise BadInput(f"{config_file}: unknown setting {key!r}")
             settings = replace(settings, **{key: _coerce(key, value, str(config_file))})

@@ -59,6 +59,8 @@ class IndexStatus:
     bytes: int
     languages: dict[str, int]
     kinds: dict[str, int]
+    pictures: int = 0  # picture chunks (images, PDF pages)
+    pictures_waiting: int = 0  # ... described by text only: they wait for a multimodal backend
 
 
 def locate_repo(start: Path, settings: Settings) -> Path:
@@ -95,6 +97,12 @@ def index_repo(
             Path(f"{index_path}{suffix}").unlink(missing_ok=True)
     with Store.open(index_path, create=True) as store:
         embedder = prepare_writer(root, store, settings, model=model, embedder=embedder)
+        if model is None:  # never wipe an index because a server changed its size behind us
+            from codesearch.embed.remote_load import served_dim_conflict
+
+            conflict = served_dim_conflict(store.get_meta("model_id"), embedder)
+            if conflict:
+                raise ModelMismatch(conflict)
         return Indexer(root, store, embedder, settings, progress).run()
 
 
@@ -176,6 +184,7 @@ def index_status(root: Path, settings: Settings) -> IndexStatus:
         raise IndexMissing(f"no index for {root}: run `codesearch index {root}` first")
     with Store.open(index_path) as store:
         stats = store.stats()
+        pictures, waiting = store.picture_counts()
         return IndexStatus(
             root=root,
             index_path=index_path,
@@ -188,4 +197,6 @@ def index_status(root: Path, settings: Settings) -> IndexStatus:
             bytes=stats.get("bytes", 0),
             languages=store.chunk_count_by("language"),
             kinds=store.chunk_count_by("kind"),
+            pictures=pictures,
+            pictures_waiting=waiting,
         )

@@ -7,6 +7,11 @@ rename or a revert) is never embedded twice.
 
 Task routing (jina-v4): each chunk is embedded for ``embed.base.document_task`` ("code", or
 "retrieval" for prose); the chunks that need vectors are embedded in one call per task.
+
+Pictures (:mod:`codesearch.pictures`) are indexed after the text files of a run, because a
+picture's description is what the documents that reference it say: a document whose
+references changed has its pictures described again (their pixel vectors, keyed by the
+picture's hash, are reused). A multimodal backend embeds them from their pixels.
 """
 
 from __future__ import annotations
@@ -18,15 +23,19 @@ from pathlib import Path
 
 import numpy as np
 
+from codesearch import pictures
 from codesearch.chunk import CHUNKER_VERSION, chunk_file
 from codesearch.config import Settings
 from codesearch.embed import Embedder
-from codesearch.embed.base import document_task, embedder_tasks
+from codesearch.embed.base import document_task, embedder_tasks, supports_images
 from codesearch.paths import in_scope, normalize_scope, read_source, walk
 from codesearch.store import Store
 from codesearch.types import (
+    IMAGE_TASK,
+    BadInput,
     Chunk,
     FileState,
+    ImageRef,
     IndexStats,
     Progress,
     Skip,
@@ -37,6 +46,8 @@ from codesearch.types import (
 # Documents embedded per embedder call: large enough for length-sorted batching to pay off,
 # small enough that progress stays smooth and an interrupt loses little.
 EMBED_GROUP = 256
+# Pictures rendered and embedded per embedder call (each is up to the backend's pixel budget).
+IMAGE_GROUP = 8
 
 
 ProgressFn = Callable[[Progress], None]
@@ -46,6 +57,7 @@ ProgressFn = Callable[[Progress], None]
 class _Pending:
     state: FileState
     chunks: tuple[Chunk, ...]
+    refs: tuple[ImageRef, ...] = ()  # a document's references to pictures
 
 
 def prepare_chunks(path: str, text: str, embedder: Embedder) -> tuple[Chunk, ...]:
@@ -86,6 +98,10 @@ class Indexer:
         self._reused = 0
         self._files_written = 0
         self._files_touched = 0  # stat changed, content did not
+        self._pixels = supports_images(embedder)  # pictures embedded from their pixels
+        self._redescribe: set[str] = set()  # pictures whose references changed in this run
+        self._skipped: list[Skip] = []  # files left out
+        self._partial: list[Skip] = []  # parts left out of files that are indexed
 
     def run(self, scope: Collection[str] | None = None) -> IndexStats:
         """Bring the index up to date: the whole repository, or with a ``scope``
@@ -107,31 +123,32 @@ class Indexer:
         roots = None if scope is None else normalize_scope(scope)
         found = walk(self.root, self.settings, roots)
         known = self.store.file_states()
-        skipped: list[Skip] = list(found.skipped)
+        self._skipped = list(found.skipped)
+        self._partial = []
         todo = [f for f in found.files if not _unchanged(f, known.get(f.path))]
         self._files_total = len(todo)
         self._report()
 
-        pending: list[_Pending] = []
-        pending_new = 0
-        for source in todo:
-            item, skip = self._read(source, known.get(source.path))
-            self._files_done += 1
-            if skip is not None:
-                skipped.append(skip)
-                continue
-            if item is None:
-                self._report()
-                continue
-            pending.append(item)
-            pending_new += len(item.chunks)
-            if pending_new >= self.embed_group:
-                self._flush(pending)
-                pending, pending_new = [], 0
-        self._flush(pending)
-
-        present = {f.path for f in found.files} - {s.path for s in skipped}
+        self._redescribe = set()
+        self._index([f for f in todo if not pictures.is_visual(f.path)], known)
         candidates = known if roots is None else [p for p in known if in_scope(p, roots)]
+        listed = {f.path for f in found.files}
+        for path in candidates:  # documents gone: their pictures lose those descriptions
+            if path not in listed and pictures.is_document(path):
+                self._redescribe.update(ref.target for ref in self.store.refs_from(path))
+                self.store.remove_file(path)
+        # Pictures last: their descriptions read the references just written.
+        todo_paths = {f.path for f in todo}
+        described = [
+            source
+            for path in sorted(self._redescribe - todo_paths)
+            if path in known and (source := self._source(path)) is not None
+        ]
+        self._files_total += len(described)
+        self._index([f for f in todo if pictures.is_visual(f.path)] + described, known)
+
+        skipped = self._skipped + self._partial
+        present = listed - {s.path for s in self._skipped}
         removed = [p for p in candidates if p not in present]
         for path in removed:
             self.store.remove_file(path)
@@ -139,7 +156,7 @@ class Indexer:
         self.store.prune_orphan_vectors(keep=max(2000, counts["vectors"] // 4))
         self._report()
         return IndexStats(
-            files_seen=len(found.files),
+            files_seen=len(present),  # listed and readable
             files_indexed=self._files_written,
             files_unchanged=len(found.files) - self._files_total + self._files_touched,
             files_removed=len(removed),
@@ -151,9 +168,31 @@ class Indexer:
             rebuilt=rebuilt,
         )
 
+    def _index(self, sources: Sequence[SourceFile], known: dict[str, FileState]) -> None:
+        """Read, chunk, embed and store ``sources``, a group of new chunks at a time."""
+        pending: list[_Pending] = []
+        pending_new = 0
+        for source in sources:
+            item, skip = self._read(source, known.get(source.path))
+            self._files_done += 1
+            if skip is not None:
+                self._skipped.append(skip)
+                continue
+            if item is None:
+                self._report()
+                continue
+            pending.append(item)
+            pending_new += len(item.chunks)
+            if pending_new >= self.embed_group:
+                self._flush(pending)
+                pending, pending_new = [], 0
+        self._flush(pending)
+
     def _read(
         self, source: SourceFile, old: FileState | None
     ) -> tuple[_Pending | None, Skip | None]:
+        if pictures.is_visual(source.path):
+            return self._read_picture(source, old)
         text, skip = read_source(self.root, source.path, self.settings)
         if text is None:
             return None, skip
@@ -164,12 +203,85 @@ class Indexer:
             self.store.touch_file(state)
             self._files_touched += 1
             return None, None
-        return _Pending(state, prepare_chunks(source.path, text, self.embedder)), None
+        refs = pictures.document_refs(source.path, text)
+        before = set(self.store.refs_from(source.path)) if old is not None else set()
+        if before != set(refs):
+            self._redescribe.update(ref.target for ref in before.symmetric_difference(refs))
+        chunks = prepare_chunks(source.path, text, self.embedder)
+        return _Pending(state, chunks, refs), None
+
+    def _read_picture(
+        self, source: SourceFile, old: FileState | None
+    ) -> tuple[_Pending | None, Skip | None]:
+        """A picture file's chunks: described again when its references changed, re-read
+        when its bytes did."""
+        try:
+            digest = pictures.file_digest(source.abs_path)
+        except FileNotFoundError:
+            return None, Skip(source.path, "vanished", "file disappeared before it was read")
+        except OSError as exc:
+            return None, Skip(source.path, "unreadable", exc.strerror or str(exc))
+        state = FileState(source.path, source.size, source.mtime_ns, digest)
+        unchanged = old is not None and old.content_hash == digest
+        if unchanged and source.path not in self._redescribe:
+            self.store.touch_file(state)
+            self._files_touched += 1
+            return None, None
+        visuals, skips = pictures.read_picture(self.root, source.path, self.settings)
+        if not visuals:
+            return None, skips[0] if skips else Skip(source.path, "corrupt-image")
+        self._partial.extend(skips)  # e.g. the pages of a PDF beyond the page limit
+        refs = self.store.refs_to([source.path]).get(source.path, [])
+        return _Pending(state, tuple(pictures.describe(self.root, v, refs) for v in visuals)), None
+
+    def _source(self, path: str) -> SourceFile | None:
+        """An indexed picture to describe again (it may lie outside a scoped run's scope);
+        None when it is gone (the run that sees it gone removes it)."""
+        full = self.root / path
+        try:
+            st = full.stat()
+        except OSError:
+            return None
+        return SourceFile(path, full, st.st_size, st.st_mtime_ns)
+
+    def _task(self, chunk: Chunk) -> str:
+        """The task ``chunk`` is embedded for: a picture's pixels on a multimodal backend."""
+        if chunk.media is not None and self._pixels:
+            return IMAGE_TASK
+        return document_task(self.embedder, chunk)
+
+    def _embed_pictures(
+        self, chunks: Sequence[Chunk], failed: dict[str, Skip]
+    ) -> list[np.ndarray | None]:
+        """Pixel vectors of picture chunks, a few at a time; None (and a ``failed`` entry) for
+        a picture that can no longer be read."""
+        limit = int(getattr(self.embedder, "max_image_pixels", 0) or pictures.DEFAULT_MAX_PIXELS)
+        out: list[np.ndarray | None] = []
+        for start in range(0, len(chunks), IMAGE_GROUP):
+            group = chunks[start : start + IMAGE_GROUP]
+            images, where = [], []
+            for i, chunk in enumerate(group):
+                try:
+                    images.append(pictures.pixels(self.root, chunk, limit))
+                    where.append(i)
+                except BadInput as exc:
+                    failed[chunk.path] = Skip(chunk.path, "corrupt-image", str(exc))
+            vectors: list[np.ndarray | None] = [None] * len(group)
+            if images:
+                if self.before_embed is not None:
+                    self.before_embed()
+                matrix = self.embedder.embed_images(  # type: ignore[attr-defined]
+                    images, task=pictures.PICTURE_TASK
+                )
+                for i, row in zip(where, matrix, strict=True):
+                    vectors[i] = row
+            out.extend(vectors)
+        return out
 
     def _flush(self, pending: Sequence[_Pending]) -> None:
         if not pending:
             return
-        tasks = {id(p): [document_task(self.embedder, c) for c in p.chunks] for p in pending}
+        tasks = {id(p): [self._task(c) for c in p.chunks] for p in pending}
         wanted: dict[str, tuple[str, Chunk]] = {}  # vector key -> (task, a chunk with it)
         for p in pending:
             for c, task in zip(p.chunks, tasks[id(p)], strict=True):
@@ -180,7 +292,12 @@ class Indexer:
             if key not in have:
                 by_task.setdefault(task, []).append(key)
         vectors: dict[str, np.ndarray] = {}
+        failed: dict[str, Skip] = {}
         for task, keys in by_task.items():
+            if task == IMAGE_TASK:
+                found = self._embed_pictures([wanted[key][1] for key in keys], failed)
+                vectors.update((k, v) for k, v in zip(keys, found, strict=True) if v is not None)
+                continue
             if self.before_embed is not None:
                 self.before_embed()
             texts = [wanted[key][1].embed_text() for key in keys]
@@ -192,9 +309,12 @@ class Indexer:
         self._embedded += len(vectors)
         self._reused += sum(len(p.chunks) for p in pending) - len(vectors)
         for item in pending:
+            if item.state.path in failed:  # unreadable since it was inspected: left out
+                self._skipped.append(failed[item.state.path])
+                continue
             keys = [c.vector_key(t) for c, t in zip(item.chunks, tasks[id(item)], strict=True)]
             needed = {key: vectors[key] for key in keys if key in vectors}
-            self.store.replace_file(item.state, item.chunks, needed, tasks[id(item)])
+            self.store.replace_file(item.state, item.chunks, needed, tasks[id(item)], item.refs)
             self._files_written += 1
         self._report()
 

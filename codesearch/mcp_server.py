@@ -98,6 +98,11 @@ class SearchHit(BaseModel):
     score: float
     snippet: str
     truncated_lines: int
+    # pictures only (kind image, pdf-page)
+    page: int | None = None
+    width: int | None = None
+    height: int | None = None
+    referenced_by: list[str] | None = None
 
 
 class SearchOutput(BaseModel):
@@ -137,10 +142,10 @@ class ReindexOutput(BaseModel):
 # ---------------------------------------------------------------------- formatting
 
 
-def _result(text: str, structured: BaseModel) -> CallToolResult:
+def _result(text: str, structured: BaseModel, exclude_none: bool = False) -> CallToolResult:
     return CallToolResult(
         content=[TextContent(type="text", text=text)],
-        structured_content=structured.model_dump(mode="json"),
+        structured_content=structured.model_dump(mode="json", exclude_none=exclude_none),
     )
 
 
@@ -154,7 +159,15 @@ def format_search(out: SearchOutput, filters: str) -> str:
     for rank, hit in enumerate(out.results, 1):
         label = f"{hit.kind} {hit.name}" if hit.name else hit.kind
         lines.append("")
-        lines.append(f"[{rank}] {hit.path}:{hit.start_line}-{hit.end_line} {label} {hit.score:.2f}")
+        if hit.page is not None:  # a picture: no lines; its size and who shows it
+            page = f" page {hit.page}" if hit.page else ""
+            shown = f", shown in {', '.join(hit.referenced_by)}" if hit.referenced_by else ""
+            size = f"{hit.width}x{hit.height}"
+            lines.append(f"[{rank}] {hit.path} {hit.kind}{page} {size}{shown} {hit.score:.2f}")
+        else:
+            lines.append(
+                f"[{rank}] {hit.path}:{hit.start_line}-{hit.end_line} {label} {hit.score:.2f}"
+            )
         if hit.snippet:
             lines.extend(line.rstrip() for line in hit.snippet.split("\n"))
         if hit.truncated_lines:
@@ -275,7 +288,7 @@ def build_server(agent: Agent) -> MCPServer[Any]:
             }
             params = {"queries": [query], "k": k, "filters": filters, "snippet_lines": max_lines}
             answer = agent.search(root, params)
-            hits = [Hit(**h) for h in answer["results"][0]]
+            hits = [Hit.from_json(h) for h in answer["results"][0]]
             out = SearchOutput(
                 repo=str(root),
                 query=query,
@@ -284,7 +297,8 @@ def build_server(agent: Agent) -> MCPServer[Any]:
             )
             said = [f"in {path_glob}" if path_glob else "", f"{language or ''} {kind or ''}"]
             shown = ", ".join(s.strip() for s in said if s.strip())
-            return _result(format_search(out, f" ({shown})" if shown else ""), out)
+            text = format_search(out, f" ({shown})" if shown else "")
+            return _result(text, out, exclude_none=True)  # picture fields only for pictures
 
     @server.tool(description=STATUS_DOC, annotations=read_only)
     def index_status(repo: Repo = None) -> Annotated[CallToolResult, StatusOutput]:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from codesearch import ignore
 from codesearch.config import Settings
+from codesearch.media.formats import is_visual
 from codesearch.types import BadInput, NotARepository, Skip, SourceFile
 
 
@@ -253,6 +254,12 @@ class _Walker:
         if not keep and ignore.generated_name(name):
             self.skip(rel, "generated", "lock file or minified bundle")
             return False
+        if is_visual(name):
+            if self.settings.images:
+                self.file(entry, rel, visual=True)
+            else:
+                self.skip(rel, "image", "pictures are off (images = false)")
+            return False
         if ignore.binary_extension(name):
             self.skip(rel, "binary", "binary file extension")
             return False
@@ -271,7 +278,9 @@ class _Walker:
             target_rel = os.path.relpath(target, self.root_str).replace(os.sep, "/")
             self.skip(rel, "symlink-duplicate", f"target {target_rel} is inside the root")
 
-    def file(self, entry: os.DirEntry[str], rel: str) -> None:
+    def file(self, entry: os.DirEntry[str], rel: str, visual: bool = False) -> None:
+        """Keep a regular file within the size limit whose first bytes look like text (a
+        picture: only the size; the indexer reads pictures with their own checks)."""
         try:
             st = entry.stat(follow_symlinks=False)
         except FileNotFoundError:
@@ -283,12 +292,15 @@ class _Walker:
         if not stat.S_ISREG(st.st_mode):
             self.skip(rel, "not-regular", "not a regular file (fifo, socket, device)")
             return
-        limit = self.settings.max_file_bytes
+        limit = self.settings.max_image_bytes if visual else self.settings.max_file_bytes
         if st.st_size > limit:
             self.skip(rel, "too-large", f"{st.st_size} bytes > limit {limit}")
             return
         if st.st_size == 0:
             self.skip(rel, "empty")
+            return
+        if visual:
+            self.files.append(SourceFile(rel, Path(entry.path), st.st_size, st.st_mtime_ns))
             return
         try:
             with open(entry.path, "rb") as handle:

@@ -44,6 +44,9 @@ def format_hits(
     with ``context`` (lines before and after each hit) those lines too, numbered, dimmed."""
     out: list[str] = []
     for i, hit in enumerate(hits):
+        if hit.media is not None:
+            out.extend(_picture(hit, style, snippet_lines))
+            continue
         location = f"{style('path', hit.path)}:{style('line', str(hit.start_line))}"
         span = style("dim", f"-{hit.end_line}")
         label = (
@@ -74,6 +77,25 @@ def format_hits(
                 out.append(f"  {number(hit.end_line + 1 + offset)}  {style('dim', line.rstrip())}")
         out.append("")
     return "\n".join(out).rstrip("\n")
+
+
+def _picture(hit: Hit, style: Style, snippet_lines: int) -> list[str]:
+    """A picture: its path (no line), kind, page and size, the documents that show it, and
+    the first lines of its description."""
+    media = hit.media
+    assert media is not None
+    page = f" page {media.page}" if media.page else ""
+    size = style("dim", f"{media.width}x{media.height}")
+    out = [
+        f"{style('path', hit.path)}  {style('kind', hit.kind)}{page} {size}  "
+        f"{style('score', f'{hit.score:.4f}')}"
+    ]
+    if hit.referenced_by:
+        out.append(f"  {style('dim', 'shown in')} {', '.join(hit.referenced_by)}")
+    lines = hit.snippet.split("\n")[1 : 1 + max(snippet_lines - 1, 0)]  # after the title line
+    out.extend(f"  {style('dim', line.rstrip())}" for line in lines if line.strip())
+    out.append("")
+    return out
 
 
 class ProgressBar:

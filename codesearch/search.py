@@ -24,18 +24,25 @@ written on every re-index, for a feature that is opt-in and per question reads o
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from codesearch.chunk.pieces import PART_MARKER
 from codesearch.embed import Embedder
 from codesearch.embed.base import document_task, embedder_tasks
+from codesearch.embed.remote import RemoteUnavailable
 from codesearch.store import Store, StoredChunk
-from codesearch.types import BadInput, Chunk, Filters, Hit
+from codesearch.types import IMAGE_TASK, BadInput, Chunk, Filters, Hit
+
+# Questions meet picture vectors (task IMAGE_TASK) with this task's query embedding: the
+# adapter pictures are embedded with (see codesearch.pictures.PICTURE_TASK).
+PICTURE_QUERY_TASK = "retrieval"
 
 SNIPPET_LINES = 12
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,9 @@ class Searcher:
         self.store = store
         self.embedder = embedder
         self.fusion = fusion or Fusion()
+        # why the last search_many ran on keywords only ("" when it did not): the embedding
+        # server was unreachable, so questions could not be embedded
+        self.outage = ""
 
     def search(self, query: str, options: SearchOptions = SearchOptions()) -> list[Hit]:
         return self.search_many([query], options)[0]
@@ -84,12 +94,18 @@ class Searcher:
         asked = [texts[i] for i in wanted]
         routes = self._routes() if wanted else None
         by_index: dict[int, dict[str | None, np.ndarray]]
-        if routes is None:
-            vectors = self.embedder.embed_queries(asked) if wanted else []
-            by_index = {i: {None: v} for i, v in zip(wanted, vectors, strict=True)}
-        else:
-            per_task = {task: self._embed_queries(asked, task) for task in routes}
-            by_index = {i: {t: per_task[t][j] for t in routes} for j, i in enumerate(wanted)}
+        self.outage = ""
+        try:
+            if routes is None:
+                vectors = self.embedder.embed_queries(asked) if wanted else []
+                by_index = {i: {None: v} for i, v in zip(wanted, vectors, strict=True)}
+            else:
+                per_task = {task: self._embed_queries(asked, task) for task in routes}
+                by_index = {i: {t: per_task[t][j] for t in routes} for j, i in enumerate(wanted)}
+        except RemoteUnavailable as exc:  # keyword (BM25) search over what is indexed
+            self.outage = str(exc)
+            log.info("%s: searching by keywords only", exc)
+            by_index = {i: {} for i in wanted}
         results: list[list[Hit]] = []
         for i, query in enumerate(texts):
             if i not in by_index:
@@ -113,11 +129,17 @@ class Searcher:
         tasks = embedder_tasks(self.embedder)
         if not tasks:
             return None
-        present = [t for t in self.store.tasks() if t == "" or t in tasks]
+        present = [
+            t
+            for t in self.store.tasks()
+            if t == "" or t in tasks or (t == IMAGE_TASK and PICTURE_QUERY_TASK in tasks)
+        ]
         return present if present and present != [""] else None
 
     def _embed_queries(self, texts: Sequence[str], task: str) -> np.ndarray:
         # task "": vectors from before task routing, embedded with the backend's default task
+        if task == IMAGE_TASK:
+            task = PICTURE_QUERY_TASK
         return self.embedder.embed_queries(texts, task=task or None)  # type: ignore[call-arg]
 
     def _dense(
@@ -161,7 +183,20 @@ class Searcher:
         chunks = self.store.chunks([cid for cid, _ in ranked[: depth * 2]])
         if options.rerank > 0:
             ranked = self._rerank(query, ranked, chunks, options.rerank)
-        return collapse(ranked, chunks, options)
+        return self._with_references(collapse(ranked, chunks, options))
+
+    def _with_references(self, hits: list[Hit]) -> list[Hit]:
+        """Pictures list the documents that reference them."""
+        shown = [h.path for h in hits if h.media is not None]
+        if not shown:
+            return hits
+        refs = self.store.refs_to(shown)
+        return [
+            replace(h, referenced_by=tuple(dict.fromkeys(r.doc_path for r in refs[h.path])))
+            if h.media is not None and h.path in refs
+            else h
+            for h in hits
+        ]
 
     def _rerank(
         self,
@@ -178,6 +213,9 @@ class Searcher:
         for cid, score in ranked:
             stored = chunks.get(cid)
             key = None if stored is None else _symbol_key(stored.chunk)
+            if stored is not None and stored.chunk.media is not None:
+                rest.append((cid, score))  # a picture has no token vectors to compare
+                continue
             if len(head) < n and stored is not None and key not in seen:
                 seen.add(key)
                 head.append((cid, score))
@@ -274,6 +312,7 @@ def collapse(
                 language=c.language,
                 score=score,
                 snippet=snippet(c.text, options.snippet_lines),
+                media=c.media,
             )
         )
         if len(hits) >= options.k:

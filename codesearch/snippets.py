@@ -63,8 +63,10 @@ class FileLines:
 
     def around(self, hit: Hit, n: int) -> tuple[list[str], list[str]]:
         """Up to ``n`` lines before and after the hit's span (1-based, inclusive lines)."""
+        if hit.media is not None or n <= 0:  # a picture has no lines around it
+            return [], []
         lines = self.lines(hit.path)
-        if lines is None or n <= 0:
+        if lines is None:
             return [], []
         if lines and lines[-1] == "":  # the file's final newline is no line of its own
             lines = lines[:-1]

@@ -6,12 +6,19 @@ Nothing here imports a heavy dependency: every layer may import this module.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 # Chunk kinds. Code: function, method, class, module (top-level code between
-# definitions). Prose: section (Markdown/RST heading). Anything else: window.
-KINDS = ("function", "method", "class", "module", "section", "window")
+# definitions). Prose: section (Markdown/RST heading). Anything else: window. Pictures: image
+# (a PNG, JPEG, WebP, GIF, BMP or SVG file), pdf-page (one page of a PDF).
+KINDS = ("function", "method", "class", "module", "section", "window", "image", "pdf-page")
+VISUAL_KINDS = ("image", "pdf-page")
+# The task of a vector embedded from pixels (a multimodal backend); its key is the picture's
+# hash, so re-describing an image (a document that references it changed) reuses the vector.
+IMAGE_TASK = "image"
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,28 @@ class Skip:
 
 
 @dataclass(frozen=True)
+class Media:
+    """What a picture chunk adds: the picture's own identity and size."""
+
+    hash: str  # sha256 of the file's bytes (+ ":page" for a PDF page): its pixel vector's key
+    page: int = 0  # 1-based page of a PDF; 0 for an image file
+    width: int = 0
+    height: int = 0
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A document's reference to a picture in the repository (Markdown, RST, HTML)."""
+
+    doc_path: str  # the referencing document, relative POSIX
+    target: str  # the picture, relative to the repository root, POSIX, normalised
+    alt: str = ""  # alt text, title or caption
+    context: str = ""  # the surrounding section: heading and nearby text
+    line: int = 0  # 1-based line of the reference in the document
+    section: str = ""  # the enclosing heading trail, "Guide > Login" ("" above any heading)
+
+
+@dataclass(frozen=True)
 class Chunk:
     """One retrievable unit of a file: a definition, a section or a window."""
 
@@ -45,6 +74,7 @@ class Chunk:
     end_line: int  # 1-based, inclusive
     text: str  # the source lines start_line..end_line (possibly abridged for classes)
     header: str = ""  # short context for the embedder: language, enclosing symbol, signature
+    media: Media | None = None  # set for kinds "image" and "pdf-page"; text is then its context
 
     def embed_text(self) -> str:
         """The exact text given to the embedder (and the key of its vector)."""
@@ -55,7 +85,10 @@ class Chunk:
         return content_hash(self.embed_text())
 
     def vector_key(self, task: str = "") -> str:
-        """The key of this chunk's vector when embedded under ``task`` (see :func:`vector_key`)."""
+        """The key of this chunk's vector when embedded under ``task`` (see :func:`vector_key`);
+        a picture embedded from its pixels (task ``IMAGE_TASK``) is keyed by its own hash."""
+        if task == IMAGE_TASK and self.media is not None:
+            return vector_key(self.media.hash, task)
         return vector_key(self.content_hash, task)
 
 
@@ -94,9 +127,11 @@ class Hit:
     language: str
     score: float
     snippet: str
+    media: Media | None = None  # pictures: page and size
+    referenced_by: tuple[str, ...] = ()  # pictures: the documents that reference them
 
     def to_json(self) -> dict[str, object]:
-        return {
+        record: dict[str, object] = {
             "path": self.path,
             "start_line": self.start_line,
             "end_line": self.end_line,
@@ -106,6 +141,31 @@ class Hit:
             "score": round(self.score, 6),
             "snippet": self.snippet,
         }
+        if self.media is not None:  # pictures only: code results keep exactly the fields above
+            record["page"] = self.media.page
+            record["width"] = self.media.width
+            record["height"] = self.media.height
+            record["referenced_by"] = list(self.referenced_by)
+        return record
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any]) -> Hit:
+        """A hit back from its :meth:`to_json` record (e.g. a daemon's answer)."""
+        media = None
+        if "page" in record:
+            media = Media("", int(record["page"]), int(record["width"]), int(record["height"]))
+        return cls(
+            path=str(record["path"]),
+            start_line=int(record["start_line"]),
+            end_line=int(record["end_line"]),
+            kind=str(record["kind"]),
+            name=str(record["name"]),
+            language=str(record["language"]),
+            score=float(record["score"]),
+            snippet=str(record["snippet"]),
+            media=media,
+            referenced_by=tuple(record.get("referenced_by") or ()),
+        )
 
 
 @dataclass(frozen=True)

@@ -107,14 +107,22 @@ def uri_path(uri: str) -> Path | None:
     return path if path.is_absolute() else None
 
 
+ZERO_RANGE = {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}}
+
+
 def result(
     hit: Mapping[str, Any], root: Path, lines: Sequence[str] | None, encoding: str = UTF16
 ) -> dict[str, Any]:
-    """One ``codesearch/search`` result from a daemon record of the repository at ``root``."""
+    """One ``codesearch/search`` result from a daemon record of the repository at ``root``.
+    A picture (a record with ``page``) opens at the start of its file, and keeps its page,
+    size and the documents that reference it."""
     start_line, end_line = int(hit["start_line"]), int(hit["end_line"])
+    picture = {key: hit[key] for key in ("page", "width", "height", "referenced_by") if key in hit}
+    where = ZERO_RANGE if picture else line_range(lines, start_line, end_line, encoding)
     return {
+        **picture,
         "uri": path_uri(root / str(hit["path"])),
-        "range": line_range(lines, start_line, end_line, encoding),
+        "range": where,
         "path": hit["path"],
         "root": str(root),
         "name": hit.get("name", ""),
@@ -132,10 +140,10 @@ def best_first(groups: Iterable[Sequence[dict[str, Any]]], k: int) -> list[dict[
     chunk found through two nested workspace folders is kept once."""
     merged = [item for group in groups for item in group]
     merged.sort(key=lambda item: -float(item.get("score") or 0.0))  # stable: ties keep order
-    seen: set[tuple[Any, Any, Any]] = set()
+    seen: set[tuple[Any, Any, Any, Any]] = set()
     unique = []
     for item in merged:
-        key = (item.get("uri"), item.get("start_line"), item.get("end_line"))
+        key = (item.get("uri"), item.get("start_line"), item.get("end_line"), item.get("page"))
         if key[0] is None or key not in seen:
             seen.add(key)
             unique.append(item)

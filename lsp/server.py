@@ -277,6 +277,9 @@ def _results(
     cache: dict[str, list[str] | None] = {}
     results = []
     for hit in hits:
+        if "page" in hit:  # a picture: no lines to read
+            results.append(convert.result(hit, root, None, encoding))
+            continue
         full = root / str(hit["path"])
         key = os.path.realpath(full)
         if key not in cache:

@@ -102,8 +102,8 @@ def test_index_summary_and_verbose_skips(
     assert main(["index", str(demo_repo), "-v"]) == 0
     err = capsys.readouterr().err
     assert "skipped .env: secret" in err
-    assert "skipped logo.png: binary" in err
-    assert "9 files" not in err and "7 files (7 updated" in err
+    assert "skipped logo.png: truncated-image" in err  # a PNG signature and nothing more
+    assert "9 files" not in err and "7 files (7 updated" in err  # .env and logo.png: not seen
     # the model that built it, and why auto chose it: on the summary line
     summary = err.strip().splitlines()[-1]
     assert summary.startswith(f"indexed {demo_repo}: 7 files")

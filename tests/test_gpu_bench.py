@@ -90,6 +90,17 @@ def test_tiny_run_writes_every_measurement(tmp_path: Path) -> None:
             _positive(row[key], "p50", "p95")
             assert row[key]["p50"] <= row[key]["p95"]
 
+    images = data["images"]
+    assert [r["megapixels"] for r in images] == [0.05, 0.1, 0.2]  # --tiny's sizes
+    for row in images:
+        assert row["status"] == "ok" and row["finite"] is True and row["dim"] == 64, row
+        _positive(row, "images", "seconds", "images_per_s", "megapixels_per_s", "image_tokens")
+        _positive(row, "preprocess_ms_per_image", "images_per_batch")
+        assert row["width"] * row["height"] <= row["max_image_pixels"]
+        assert row["peak_gpu_bytes"] is None
+    tokens = [r["image_tokens"] for r in images]
+    assert tokens == sorted(tokens) and tokens[0] < tokens[-1]
+
     storage = data["storage"]
     assert storage["token_dim"] == 16
     per_token = {fmt: v["bytes_per_token"] for fmt, v in storage["formats"].items()}

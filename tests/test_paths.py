@@ -462,7 +462,7 @@ def test_binary_size_empty_generated_minified(tmp_path: Path) -> None:
     write(tmp_path, "big.py", "x = 1\n" * 1000)  # 6000 bytes > 2000
     write(tmp_path, "exact.py", ("#" * 99 + "\n") * 20)  # exactly the limit
     write(tmp_path, "empty.py", "")
-    for rel in ["logo.png", "font.woff2", "lib.so", "m.pyc", "a.zip", "doc.PDF", "d.sqlite"]:
+    for rel in ["font.woff2", "lib.so", "m.pyc", "a.zip", "d.sqlite", "logo.png", "doc.PDF"]:
         write(tmp_path, rel, "this is text, the extension decides\n")
     for rel in [
         "app.min.js",
@@ -486,9 +486,18 @@ def test_binary_size_empty_generated_minified(tmp_path: Path) -> None:
     write(tmp_path, "late.py", "\n" * 6 + "# DO NOT EDIT\n")  # after the first 5 lines
     write(tmp_path, "version.py", '__version__ = "1.0"  # DO NOT EDIT THIS LINE MANUALLY\n')
     d = walk(tmp_path, s)
-    assert files_of(d) == ["exact.py", "late.py", "long-line.py", "ok.py", "version.py"]
+    # pictures are listed by extension (the indexer reads them as pictures, with their checks)
+    assert files_of(d) == [
+        "doc.PDF",
+        "exact.py",
+        "late.py",
+        "logo.png",
+        "long-line.py",
+        "ok.py",
+        "version.py",
+    ]
     assert reasons(d) == Counter(
-        {"binary": 8, "too-large": 1, "empty": 1, "generated": 14, "minified": 1}
+        {"binary": 6, "too-large": 1, "empty": 1, "generated": 14, "minified": 1}
     )
     by_path = {x.path: x for x in d.skipped}
     assert by_path["big.py"].detail == "6000 bytes > limit 2000"
@@ -505,6 +514,7 @@ def test_nul_after_the_first_8_kib_is_not_sniffed(tmp_path: Path, settings: Sett
 def test_binary_extension_is_never_opened(
     tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    write(tmp_path, "font.woff2", "text")
     write(tmp_path, "image.jpg", "text")
     write(tmp_path, "a.py")
     opened: list[str] = []
@@ -516,8 +526,9 @@ def test_binary_extension_is_never_opened(
 
     monkeypatch.setattr(builtins, "open", spy)
     d = walk(tmp_path, settings)
-    assert skip_map(d) == {"image.jpg": "binary"}
-    assert not any(p.endswith("image.jpg") for p in opened)
+    assert skip_map(d) == {"font.woff2": "binary"}
+    assert files_of(d) == ["a.py", "image.jpg"]  # a picture: the indexer opens it, not the walk
+    assert not any(p.endswith(("font.woff2", "image.jpg")) for p in opened)
     assert any(p.endswith("a.py") for p in opened)
 
 

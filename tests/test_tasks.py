@@ -225,6 +225,7 @@ def test_same_text_under_two_tasks_gets_two_vectors(tmp_path: Path) -> None:
 
 def _downgrade_to_schema_1(path: Path) -> None:
     """Turn an index into what codesearch wrote before migration 2 (schema 1)."""
+    _downgrade_to_schema_2(path)
     conn = sqlean.connect(str(path), isolation_level=None)
     conn.enable_load_extension(True)
     sqlite_vec.load(conn)
@@ -240,6 +241,35 @@ def _downgrade_to_schema_1(path: Path) -> None:
     conn.close()
 
 
+def _downgrade_to_schema_2(path: Path) -> None:
+    """Turn an index into what codesearch wrote before migration 3 (pictures)."""
+    conn = sqlean.connect(str(path), isolation_level=None)
+    conn.enable_load_extension(True)
+    sqlite_vec.load(conn)
+    if conn.execute("PRAGMA user_version").fetchone()[0] >= 3:
+        conn.execute("DROP TABLE refs")
+        conn.execute("ALTER TABLE chunks DROP COLUMN media")
+        conn.execute("PRAGMA user_version = 2")
+    conn.close()
+
+
+def test_migration_3_keeps_an_index_built_before_it(demo_repo: Path) -> None:
+    plain = FakeEmbedder()
+    settings = load_settings()
+    path = settings.index_path(demo_repo)
+    first = _run(demo_repo, plain)
+    with Store.open(path) as store:
+        before = Searcher(store, plain).search_many(["retry with backoff"])
+    _downgrade_to_schema_2(path)
+    with Store.open(path) as store:  # migrates: old chunks are text chunks, no references
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert all(c.chunk.media is None for c in store.all_chunks())
+        assert store.check() == [] and store.picture_counts() == (0, 0)
+        assert Searcher(store, plain).search_many(["retry with backoff"]) == before
+    again = _run(demo_repo, plain)
+    assert again.chunks_embedded == 0 and again.chunks_total == first.chunks_total
+
+
 def test_migration_2_keeps_an_index_built_before_it(demo_repo: Path) -> None:
     plain = FakeEmbedder()
     queries = ["retry with backoff", "price cache", "Demo shop running"]
@@ -251,7 +281,7 @@ def test_migration_2_keeps_an_index_built_before_it(demo_repo: Path) -> None:
         vectors = store._conn.execute("SELECT id, hash FROM vectors ORDER BY id").fetchall()
     _downgrade_to_schema_1(path)
     with Store.open(path) as store:  # migrates
-        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         assert store._conn.execute("SELECT id, hash FROM vectors ORDER BY id").fetchall() == (
             vectors
         )

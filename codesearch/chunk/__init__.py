@@ -17,7 +17,7 @@ from codesearch.types import Chunk
 __all__ = ["CHUNKER_VERSION", "chunk_file", "language_for"]
 
 # Bump whenever the chunks produced for the same input change: the index records it.
-CHUNKER_VERSION = "1"
+CHUNKER_VERSION = "2"  # 2: documents record their picture references
 
 log = logging.getLogger(__name__)
 

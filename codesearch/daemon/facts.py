@@ -1,4 +1,5 @@
-"""What `status` reports that is read from the system: an index's contents, the RSS."""
+"""What `status` reports that is read from the system: an index's contents, the RSS, the
+remote embedding servers' health."""
 
 from __future__ import annotations
 
@@ -16,12 +17,15 @@ def index_facts(index_path: Path) -> dict[str, Any]:
     try:
         with Store.open(index_path) as store:
             stats = store.stats()
+            pictures, waiting = store.picture_counts()
             return {
                 "files": stats.get("files", 0),
                 "chunks": stats.get("chunks", 0),
                 "model": store.get_meta("model_id") or "",
                 "dim": int(store.get_meta("dim") or 0),
                 "index_bytes": stats.get("bytes", 0),
+                "pictures": pictures,
+                "pictures_waiting": waiting,
             }
     except CodesearchError as exc:
         return {
@@ -32,6 +36,14 @@ def index_facts(index_path: Path) -> dict[str, Any]:
             "index_bytes": 0,
             "index_error": str(exc),
         }
+
+
+def embedder_facts() -> list[dict[str, Any]]:
+    """Each remote embedding server in use: its URL (no secrets) and model, and its state: "up",
+    "failing", "down" (with the error and when the next try is) or "probing"."""
+    from codesearch.embed.remote import remote_status
+
+    return remote_status()
 
 
 def rss_bytes() -> int:

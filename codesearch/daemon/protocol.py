@@ -106,7 +106,8 @@ def event(req_id: object, name: str, data: dict[str, Any]) -> bytes:
 
 
 def error(req_id: object, exc: BaseException) -> bytes:
-    name = type(exc).__name__ if type(exc).__name__ in ERRORS else "DaemonError"
+    # the nearest known type: a subclass (RemoteUnavailable) travels as its base (ModelUnavailable)
+    name = next((c.__name__ for c in type(exc).__mro__ if c.__name__ in ERRORS), "DaemonError")
     return encode({"v": SCHEMA_VERSION, "id": req_id, "error": {"type": name, "message": str(exc)}})
 
 

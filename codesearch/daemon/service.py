@@ -11,6 +11,10 @@ that keeps every index fresh, and the query side that never waits for it.
   in-flight queries before each group: background indexing yields to queries.
 - On start every repository is integrity-checked and reconciled with the disk (size + mtime,
   then content hash), so changes made while the daemon was down are picked up.
+- A remote embedding server that is down (its circuit breaker open, see embed/remote_policy)
+  pauses indexing ("paused" in the status, with the reason) until the breaker lets a trial
+  through; queries keep answering from what is indexed (keywords only while the question
+  cannot be embedded). The unfinished work stays queued: nothing is lost or indexed twice.
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ from typing import Any
 from codesearch import __version__
 from codesearch.config import Settings
 from codesearch.daemon import registry
-from codesearch.daemon.facts import index_facts, rss_bytes
+from codesearch.daemon.facts import embedder_facts, index_facts, rss_bytes
 from codesearch.daemon.protocol import SCHEMA_VERSION
 from codesearch.daemon.runtime import Runtime
 from codesearch.daemon.watcher import WHOLE_REPO, RepoWatcher, SkipPrefixes
 from codesearch.embed import Embedder
+from codesearch.embed.remote import RemoteUnavailable
+from codesearch.embed.remote_load import served_dim_conflict
 from codesearch.engine import META_MODEL_SPEC, RepoSearch, locate_repo, prepare_writer
 from codesearch.index import Indexer, Progress
 from codesearch.paths import resolve_root
@@ -57,6 +63,7 @@ RESCAN_S = 60.0  # a repository without a watcher (watch limit, gone) is rescann
 FRESH_WAIT_S = 1.0  # a query waits this long at most for small pending changes to land
 YIELD_MAX_S = 2.0  # the writer waits at most this long for queries before each embed group
 RETRY_S, RETRY_MAX_S = 5.0, 300.0  # a failed update is retried after 5 s, 10 s, ... 5 min
+OUTAGE_RETRY_MIN_S = 1.0  # a paused update is retried when the server's breaker allows, >= this
 SKIP_REASONS = ("ignored", "vendored", "vcs")  # name-based: events below them change nothing
 
 
@@ -97,7 +104,7 @@ class Repo:
     rebuild: bool = False
     first_event: float = 0.0
     last_event: float = 0.0
-    state: str = "queued"  # queued | indexing | idle | missing | error | removed
+    state: str = "queued"  # queued | indexing | idle | missing | error | paused | removed
     error: str = ""
     notice: str = ""  # e.g. "the index was corrupt and was rebuilt"
     notice_shown: bool = False
@@ -108,6 +115,7 @@ class Repo:
     last_stats: IndexStats | None = None
     updates: int = 0  # index runs (batches) since the daemon started
     failures: int = 0  # failed updates in a row (retries back off)
+    paused: bool = False  # the last update stopped because the embedding server is down
     progress: Progress | None = None
     writer: Store | None = None
     embedder: Embedder | None = None
@@ -124,7 +132,7 @@ class Repo:
         return min(self.last_event + quiet, self.first_event + longest)
 
     def busy(self) -> bool:
-        if self.state == "error":  # retrying later: not "busy" for anyone waiting on it
+        if self.state in ("error", "paused"):  # retrying later: not "busy" for anyone waiting
             return False
         return bool(self.pending) or self.rebuild or self.state in ("queued", "indexing")
 
@@ -298,7 +306,11 @@ class Service:
             # a save just before the question: answer about the code as it is now
             self.wait(root, FRESH_WAIT_S)
         with self.gate, repo.read_lock:
-            hits = self._reader(repo, model).search_many(queries, options)
+            reader = self._reader(repo, model)
+            hits = reader.search_many(queries, options)
+            outage = reader.searcher.outage
+        if outage:
+            notices.append(f"{outage}: these results match keywords only")
         with self._lock:
             p = repo.progress
             if repo.state == "indexing" and p is not None and p.files_total > p.files_done:
@@ -381,6 +393,19 @@ class Service:
                 self._update(repo, scopes, rebuild)
             except Cancelled:
                 return
+            except RemoteUnavailable as exc:  # the server is down: pause, resume when it is up
+                delay = max(OUTAGE_RETRY_MIN_S, exc.retry_in)
+                log.warning("%s: indexing paused (retrying in %.0f s): %s", repo.root, delay, exc)
+                with self._lock:
+                    repo.paused = True
+                    repo.error = (
+                        f"{exc}; indexing paused, searches use what is indexed "
+                        f"(retrying in {delay:.0f} s)"
+                    )
+                    if repo.state != "removed":  # the same work, later
+                        self._queue(repo, scopes)
+                        repo.rebuild = repo.rebuild or rebuild
+                        repo.first_event = repo.last_event = time.monotonic() + delay
             except Exception as exc:  # one repository's failure must not stop the daemon
                 message = str(exc) if isinstance(exc, CodesearchError) else repr(exc)
                 delay = min(RETRY_MAX_S, RETRY_S * 2**repo.failures)
@@ -389,13 +414,14 @@ class Service:
                 if not isinstance(exc, CodesearchError):
                     log.debug("traceback", exc_info=True)
                 with self._lock:
+                    repo.paused = False
                     repo.error = f"{message} (retrying in {delay:.0f} s)"
                     if repo.state != "removed":  # nothing is lost: the same work, later
                         self._queue(repo, scopes)
                         repo.rebuild = repo.rebuild or rebuild
                         repo.first_event = repo.last_event = time.monotonic() + delay
             else:
-                repo.failures = 0
+                repo.failures, repo.paused = 0, False
             finally:
                 self._finish(repo)
 
@@ -410,7 +436,7 @@ class Service:
                 repo.next_rescan = time.monotonic() + RESCAN_S
                 stale, repo.watcher = repo.watcher, None
             elif repo.error:
-                repo.state = "error"
+                repo.state = "paused" if repo.paused else "error"
             else:
                 repo.state = "queued" if repo.pending else "idle"
             repo.progress = None
@@ -450,7 +476,8 @@ class Service:
             self.settings,
             progress=lambda p: setattr(repo, "progress", p),
             before_embed=self._before_embed,
-            embed_group=self.settings.batch_size,
+            # a remote backend gets enough chunks per call to keep all its requests in flight
+            embed_group=max(self.settings.batch_size, getattr(repo.embedder, "preferred_group", 0)),
         )
         stats = indexer.run(scope)
         skipped = [s.path for s in stats.skipped if s.reason in SKIP_REASONS]
@@ -501,6 +528,10 @@ class Service:
         repo.writer = Store.open(repo.index_path, create=True)
         repo.writer_id = _file_id(repo.index_path)
         repo.embedder = prepare_writer(repo.root, repo.writer, self.settings)
+        conflict = served_dim_conflict(repo.writer.get_meta("model_id"), repo.embedder)
+        if conflict:  # never wipe an index because a server changed behind our back
+            self._close_stores(repo)
+            raise ModelMismatch(conflict)
         repo.checked = True
 
     def _close_stores(self, repo: Repo) -> None:
@@ -564,6 +595,7 @@ class Service:
             "repos": len(self.repos),
             "socket": str(self.rt.socket),
             "log": str(self.rt.log),
+            "embedders": embedder_facts(),
         }
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from codesearch.types import Chunk
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 # Task routing (backends with task adapters, like jina-v4): prose chunks are embedded for
 # retrieval, everything else as code. The question side uses the same task names.
@@ -71,6 +74,33 @@ class MultiVectorEmbedder(Protocol):
     ) -> list[np.ndarray]:
         """Per text an (n_tokens, d) float32 array, rows L2-normalised."""
         ...
+
+
+@runtime_checkable
+class ImageEmbedder(Protocol):
+    """A backend that embeds pictures into the space of its text vectors (jina-v4).
+
+    A backend may have ``embed_images`` and still not be able to run it (a checkpoint without
+    its image processor): ask ``supports_images``.
+    """
+
+    dim: int
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(n, dim) float32, rows L2-normalised single vectors comparable with the text
+        vectors (same dim, same space), input order preserved; any PIL mode is accepted."""
+        ...
+
+
+def supports_images(embedder: Any) -> bool:
+    """True when ``embedder`` has a working ``embed_images`` (MiniLM and the fake do not).
+
+    A backend whose ``embed_images`` depends on its files says so with a ``supports_images``
+    attribute (jina-v4: False without preprocessor_config.json).
+    """
+    if not callable(getattr(embedder, "embed_images", None)):
+        return False
+    return bool(getattr(embedder, "supports_images", True))
 
 
 def embedder_tasks(embedder: Any) -> tuple[str, ...]:

@@ -4,13 +4,20 @@
 jina_load.py for the loader's modules: the files, the config, the key remap, the adapters).
 The embedder implements the Embedder protocol (single vectors, task "code" by default) and
 adds ``task=`` on every call, Matryoshka truncation, multi-vector output for late interaction
-and ``maxsim``.
+and ``maxsim``, and ``embed_images`` (the ImageEmbedder protocol: images into the text vectors'
+space; see jina_vision.py).
 
 Encoding (JINA_V4.md): "Query: " / "Passage: " + text (text-matching: "Query: " on both sides),
 last hidden state, mean over the attention mask, L2; Matryoshka keeps the first ``dim`` values
 and L2-normalises again. Multi-vector: the task's projector on every token, per-token L2,
 padding dropped. Batches are built from length-sorted texts by a budget of padded tokens; on
 out-of-memory the budget halves and the batch is retried.
+
+Images: the image prompt through the same model under the task's adapter (the LoRA sits on the
+language model only), the mean of the last hidden state from ``<|vision_start|>`` to
+``<|vision_end|>`` inclusive, then Matryoshka and L2 as for text. Batches are built from
+size-sorted images by a budget of processed pixels (``image_batch_pixels``), halved on
+out-of-memory like the token budget.
 
 torch, transformers and peft are imported by this module: import it lazily.
 """
@@ -24,7 +31,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -41,8 +48,23 @@ from codesearch.embed.jina_files import (
     unavailable,
 )
 from codesearch.embed.jina_random import build_random
+from codesearch.embed.jina_vision import (
+    DEFAULT_IMAGE_BATCH_PIXELS,
+    IMAGE_PAD,
+    PUBLISHED_PREPROCESSOR,
+    VISION_END,
+    VISION_START,
+    ImagePipeline,
+    as_rgb,
+    configured_max_pixels,
+    read_preprocessor,
+    take_batch,
+)
 from codesearch.embed.jina_weights import build_module, load_base_weights
-from codesearch.types import BadInput, CodesearchError
+from codesearch.types import BadInput, CodesearchError, ModelUnavailable
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +192,14 @@ class JinaV4Embedder:
         max_tokens: int,
         batch_tokens: int,
         task: str,
+        max_image_pixels: int | None = None,
+        image_batch_pixels: int = DEFAULT_IMAGE_BATCH_PIXELS,
+        preprocessor_config: dict[str, Any] | None = None,
     ) -> None:
+        """``preprocessor_config``: the image processor's fields (default: the folder's
+        preprocessor_config.json, read now and checked at the first image call);
+        ``max_image_pixels``: the most pixels an image is resized to (default: the
+        checkpoint's max_pixels); ``image_batch_pixels``: processed pixels per forward pass."""
         self.folder = files.folder
         self.name = name
         self.tasks = extras.task_names
@@ -191,8 +220,22 @@ class JinaV4Embedder:
             p: len(tokenizer.encode(p, add_special_tokens=False).ids)
             for p in (QUERY_PREFIX, PASSAGE_PREFIX)
         }
+        if preprocessor_config is None:
+            preprocessor_config, self._image_problem = read_preprocessor(files.folder)
+        else:
+            self._image_problem = None
+        self._image_config = preprocessor_config
+        if max_image_pixels is not None and int(max_image_pixels) < 1:
+            raise BadInput(f"jina-v4: max_image_pixels must be positive, not {max_image_pixels}")
+        self.max_image_pixels = (
+            int(max_image_pixels)
+            if max_image_pixels is not None
+            else configured_max_pixels(preprocessor_config)
+        )
+        self.image_batch_pixels = max(1, int(image_batch_pixels))
         self._lock = threading.RLock()
-        self._shared: dict[str, str] = {"active": ""}  # shared with with_dim() views
+        # shared with with_dim() views: the active adapter, the image pipeline once made
+        self._shared: dict[str, Any] = {"active": "", "vision": None}
         self.task = task
         self.set_task(task)
 
@@ -254,6 +297,124 @@ class JinaV4Embedder:
 
         self._run(texts, task, query, consume)
         return out
+
+    # -- images (the ImageEmbedder protocol) -----------------------------------------------
+
+    def embed_images(self, images: Sequence[Image.Image], *, task: str | None = None) -> np.ndarray:
+        """(n, dim) float32, L2-normalised, in the space of the documents of ``task``.
+
+        Any PIL mode is accepted (converted to RGB, transparency onto white); each image is
+        resized by the checkpoint's image processor within ``max_image_pixels``. Raises
+        ModelUnavailable when the checkpoint has no usable preprocessor_config.json.
+        """
+        if len(images) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        task = task or self.task
+        self._check_task(task)
+        vision = self._vision()
+        rgb = [as_rgb(image, i) for i, image in enumerate(images)]
+        sizes = [vision.resized(image) for image in rgb]
+        pixels = [h * w for h, w in sizes]
+        pooled = np.zeros((len(rgb), self.full_dim), dtype=np.float32)
+        order = sorted(range(len(rgb)), key=lambda i: -pixels[i])  # similar lengths together
+        with self._lock, torch.inference_mode():
+            self._activate(task)
+            start = 0
+            while start < len(order):
+                rows = take_batch([pixels[i] for i in order[start:]], self.image_batch_pixels)
+                idx = order[start : start + rows]
+                try:
+                    vectors = self._forward_images(vision, [rgb[i] for i in idx])
+                except torch.OutOfMemoryError:
+                    vectors = None  # the traceback (and its activations) ends here
+                if vectors is None:
+                    self._shrink_image_budget([pixels[i] for i in idx])
+                    continue
+                pooled[idx] = vectors
+                start += rows
+        full = l2_normalise(pooled)
+        return full if self.dim == self.full_dim else l2_normalise(full[:, : self.dim])
+
+    @property
+    def supports_images(self) -> bool:
+        """True when ``embed_images`` works (the checkpoint has its image processor config)."""
+        try:
+            self._vision()
+        except CodesearchError:
+            return False
+        return True
+
+    @property
+    def image_model_id(self) -> str:
+        """``model_id`` plus the pixel cap: image vectors also depend on ``max_image_pixels``."""
+        return f"{self.model_id}:px{self.max_image_pixels}"
+
+    def _vision(self) -> ImagePipeline:
+        """The image pipeline, made at the first image call (ModelUnavailable without one)."""
+        with self._lock:
+            vision = self._shared["vision"]
+            if vision is not None and vision.max_pixels == self.max_image_pixels:
+                return vision
+            if self._image_config is None:
+                raise self._image_problem or ModelUnavailable(
+                    f"jina-v4 checkpoint {self.folder}: no image processor configuration"
+                )
+            config = self._net.model.config
+            token_ids = {
+                IMAGE_PAD: int(config.image_token_id),
+                VISION_START: int(config.vision_start_token_id),
+                VISION_END: int(config.vision_end_token_id),
+            }
+            vision = ImagePipeline(
+                self.folder, self._image_config, self._tokenizer, token_ids, self.max_image_pixels
+            )
+            self._shared["vision"] = vision
+            return vision
+
+    def _forward_images(self, vision: ImagePipeline, images: list[Image.Image]) -> np.ndarray:
+        """One forward pass over ``images``: (rows, full_dim) mean over each vision span."""
+        batch = vision.batch(images)
+        width = max(len(row) for row in batch.rows)
+        input_ids = torch.full((len(batch.rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch.rows), width), dtype=torch.long)
+        span = torch.zeros((len(batch.rows), width), dtype=torch.float32)
+        for r, (row, (first, last)) in enumerate(zip(batch.rows, batch.spans, strict=True)):
+            input_ids[r, : len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[r, : len(row)] = 1
+            span[r, first : last + 1] = 1.0
+        # mm_token_type_ids (1 = image token) is what makes transformers 5 give the image
+        # tokens their 3-D (t, h, w) rotary positions; without it they would count as text.
+        types = (input_ids == vision.image_token_id).to(torch.int32)
+        model = self._net.model
+        try:
+            out = model(
+                input_ids=input_ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                pixel_values=batch.pixel_values.to(self.device, self.dtype),
+                image_grid_thw=batch.grid_thw.to(self.device),
+                mm_token_type_ids=types.to(self.device),
+                use_cache=False,
+            )
+        finally:
+            model.rope_deltas = None  # a generation cache entry; nothing to carry over
+        span = span.to(self.device).unsqueeze(-1)
+        summed = (out.last_hidden_state.float() * span).sum(dim=1)
+        return (summed / span.sum(dim=1)).cpu().numpy()
+
+    def _shrink_image_budget(self, pixels: list[int]) -> None:
+        """After an out-of-memory error: halve the pixel budget (or give up on one image)."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if len(pixels) <= 1:
+            raise CodesearchError(
+                f"jina-v4: out of {self.device.type} memory on one image of {pixels[0]} pixels; "
+                "lower max_image_pixels"
+            )
+        self.image_batch_pixels = max(max(pixels), min(self.image_batch_pixels, sum(pixels)) // 2)
+        log.warning(
+            "jina-v4: out of memory on images; batch budget lowered to %d pixels",
+            self.image_batch_pixels,
+        )
 
     def truncate(self, vectors: np.ndarray, dim: int) -> np.ndarray:
         """Matryoshka: the first ``dim`` values of full vectors, L2-normalised again."""
@@ -352,11 +513,16 @@ def load_jina_v4(
     license_marker_dir: str | os.PathLike[str] | None = None,
     attn_implementation: str | None = None,
     threads: int | None = None,
+    max_image_pixels: int | None = None,
+    image_batch_pixels: int = DEFAULT_IMAGE_BATCH_PIXELS,
 ) -> JinaV4Embedder:
     """Load jina-embeddings-v4 from a folder or a cached HF id. Raises ModelUnavailable.
 
     ``dim``: one of the config's matryoshka_dims (default: truncate_dim, else the full size).
     ``batch_tokens``: padded tokens per batch (default 16384 on CUDA, 4096 on the CPU).
+    ``max_image_pixels``: the most pixels an image is resized to (default: the checkpoint's
+    preprocessor_config.json max_pixels, 602112 for the published one); ``image_batch_pixels``:
+    processed pixels per image forward pass (an image above it goes alone).
     ``notice``: called with the one-time notices (license, slow CPU); default: logging.
     ``threads``: torch CPU threads (default: every CPU this process may use).
     """
@@ -400,6 +566,8 @@ def load_jina_v4(
         max_tokens=max(1, min(int(max_tokens), MODEL_MAX_TOKENS)),
         batch_tokens=batch_tokens,
         task=task,
+        max_image_pixels=max_image_pixels,
+        image_batch_pixels=image_batch_pixels,
     )
 
 
@@ -416,12 +584,17 @@ def random_jina_v4(
     task: str = "code",
     attn_implementation: str | None = None,
     seed: int = 0,
+    max_image_pixels: int | None = None,
+    image_batch_pixels: int = DEFAULT_IMAGE_BATCH_PIXELS,
+    preprocessor_config: dict[str, Any] | None = None,
 ) -> JinaV4Embedder:
     """The jina-v4 embedder of ``config`` (a config.json dict) with random weights.
 
     For benchmarks without the published weights: the module tree, the adapters and the encode
     path are the loader's (jina_random.build_random), so the compute is the real one. The weights
-    are made on ``device``. ``tokenizer`` must know ``<|endoftext|>`` (the pad token).
+    are made on ``device``. ``tokenizer`` must know ``<|endoftext|>`` (the pad token), and the
+    image prompt's special tokens for ``embed_images``; ``preprocessor_config`` defaults to the
+    published image processor's fields.
     """
     dev = _resolve_device(device)
     torch_dtype = _resolve_dtype(dtype, dev)
@@ -450,4 +623,7 @@ def random_jina_v4(
         max_tokens=max(1, min(int(max_tokens), MODEL_MAX_TOKENS)),
         batch_tokens=batch_tokens or (16384 if dev.type == "cuda" else 4096),
         task=task,
+        max_image_pixels=max_image_pixels,
+        image_batch_pixels=image_batch_pixels,
+        preprocessor_config=dict(preprocessor_config or PUBLISHED_PREPROCESSOR),
     )

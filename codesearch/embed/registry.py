@@ -1,10 +1,12 @@
 """Name -> backend resolution, and the list that `codesearch models` shows.
 
-Names: "auto", "minilm", "fake", "jina-v4", a local model folder, or a Hugging Face model id
-that is already in the local HF cache. A folder or cached id whose config.json carries the
-jina-embeddings-v4 extras loads as jina-v4. Nothing here touches the network. torch is imported
-only when a transformers backend is actually loaded, or to ask whether there is a CUDA GPU
-(``auto``, ``codesearch models``), and that only once jina-v4 weights were found.
+Names: "auto", "minilm", "fake", "jina-v4", "remote" / "remote:NAME" (an OpenAI-compatible
+embedding server: remote.py), a local model folder, or a Hugging Face model id that is already
+in the local HF cache. A folder or cached id whose config.json carries the jina-embeddings-v4
+extras loads as jina-v4. Nothing here touches the network, except that loading "remote" asks
+its server for the vector size. torch is imported only when a transformers backend is actually
+loaded, or to ask whether there is a CUDA GPU (``auto``, ``codesearch models``), and that only
+once jina-v4 weights were found.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 from codesearch.embed.base import BackendInfo, Embedder
 from codesearch.types import BadInput, CodesearchError, ModelUnavailable
 
-NAMES = ("auto", "minilm", "jina-v4", "fake")
+NAMES = ("auto", "minilm", "jina-v4", "remote", "fake")
 _HF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 JINA_ENV = "CODESEARCH_JINA_V4"  # a jina-embeddings-v4 checkpoint folder
@@ -218,6 +220,12 @@ def _jina_info() -> BackendInfo:
     )
 
 
+def _remote_info() -> BackendInfo:
+    from codesearch.embed.remote_load import remote_info
+
+    return remote_info()
+
+
 def available_backends() -> list[BackendInfo]:
     """Every backend with whether it can be loaded here. Loads no model; imports torch only to
     look for a CUDA GPU once jina-v4 weights were found. ``reason`` of a usable backend is a
@@ -234,6 +242,7 @@ def available_backends() -> list[BackendInfo]:
             usable=not tf,
             reason=tf,
         ),
+        _remote_info(),
         BackendInfo(
             name="fake",
             description="deterministic hashing bag of words, for tests only",
@@ -267,7 +276,7 @@ def resolve_auto() -> str:
 
 @dataclass(frozen=True)
 class _Target:
-    kind: str  # "fake", "minilm", "jina", "hf"
+    kind: str  # "fake", "minilm", "jina", "hf", "remote"
     label: str  # the name as the user gave it (resolved for auto)
     folder: Path | None = None  # the folder with config.json
     source: str = ""  # jina: what load_jina_v4 gets (a folder or a cached hub id)
@@ -281,6 +290,8 @@ def _resolve(name: str) -> _Target:
         name = resolve_auto()
     if name in ("fake", "minilm"):
         return _Target(name, name)
+    if name == "remote" or name.startswith("remote:"):
+        return _Target("remote", name)
     if name == "jina-v4":
         folder, source, where = find_jina_v4()
         if folder is None:
@@ -348,6 +359,10 @@ def _load(
         return FakeEmbedder() if dim is None else FakeEmbedder(dim=dim)
     if target.kind == "jina":
         return _load_jina(target, device=device, dim=dim, home=home, task=task)
+    if target.kind == "remote":
+        from codesearch.embed.remote_load import load_remote
+
+        return load_remote(target.label, batch_size=batch_size, dim=dim, home=home)
     if target.kind == "minilm":
         info = _minilm_info()
         folder = packaged_minilm_dir()

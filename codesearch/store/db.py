@@ -31,8 +31,15 @@ from codesearch.store.reads import (
     StoredChunk,
     StoreReads,
 )
-from codesearch.store.sql import _as_blob, _batches, _marks
-from codesearch.types import Chunk, FileState, IndexCorrupt, IndexMissing, ModelMismatch
+from codesearch.store.sql import _as_blob, _batches, _marks, _media_text
+from codesearch.types import (
+    Chunk,
+    FileState,
+    ImageRef,
+    IndexCorrupt,
+    IndexMissing,
+    ModelMismatch,
+)
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT_MS",
@@ -231,13 +238,18 @@ class Store(StoreReads):
         chunks: Sequence[Chunk],
         vectors: Mapping[str, np.ndarray],
         tasks: Sequence[str] | None = None,
+        refs: Sequence[ImageRef] = (),
     ) -> None:
         """Replace the file's chunks (and FTS rows) in one transaction; store new vectors.
 
         ``tasks``: the task each chunk was embedded for (default: "" for all). ``vectors`` maps
         vector keys (``chunk.vector_key(task)``; the content hash for task "") to vectors; only
-        keys the store does not hold yet are needed.
+        keys the store does not hold yet are needed. ``refs``: the pictures this file (a
+        document) references, replacing the ones recorded for it.
         """
+        for ref in refs:
+            if ref.doc_path != state.path:
+                raise ValueError(f"reference from {ref.doc_path!r} given for file {state.path!r}")
         for chunk in chunks:
             if chunk.path != state.path:
                 raise ValueError(f"chunk of {chunk.path!r} given for file {state.path!r}")
@@ -282,10 +294,16 @@ class Store(StoreReads):
                     f"UPDATE vectors SET last_used = ? WHERE id IN ({_marks(len(batch))})",
                     [clock, *batch],
                 )
+            conn.execute("DELETE FROM refs WHERE doc = ?", (state.path,))
+            conn.executemany(
+                "INSERT INTO refs(doc, target, alt, context, line, section) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(r.doc_path, r.target, r.alt, r.context, r.line, r.section) for r in refs],
+            )
             for chunk, h in zip(chunks, chash, strict=True):
                 cur = conn.execute(
                     "INSERT INTO chunks(path, language, kind, name, start_line, end_line, text,"
-                    " header, hash, vector_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " header, hash, vector_id, media) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         chunk.path,
                         chunk.language,
@@ -297,6 +315,7 @@ class Store(StoreReads):
                         chunk.header,
                         h,
                         ids[h],
+                        _media_text(chunk.media),
                     ),
                 )
                 conn.execute(

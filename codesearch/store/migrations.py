@@ -63,6 +63,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE vectors ADD COLUMN task TEXT NOT NULL DEFAULT ''",
         "CREATE INDEX vectors_task ON vectors(task)",
     ),
+    # 3: pictures. A picture chunk's identity and size (JSON, "" for text chunks), and the
+    # references from documents to pictures (their alt text and section describe the picture)
+    (
+        "ALTER TABLE chunks ADD COLUMN media TEXT NOT NULL DEFAULT ''",
+        """CREATE TABLE refs (
+            doc TEXT NOT NULL REFERENCES files(path) ON DELETE CASCADE,
+            target TEXT NOT NULL,
+            alt TEXT NOT NULL,
+            context TEXT NOT NULL,
+            line INTEGER NOT NULL,
+            section TEXT NOT NULL
+        )""",
+        "CREATE INDEX refs_doc ON refs(doc)",
+        "CREATE INDEX refs_target ON refs(target)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -18,15 +18,22 @@ from codesearch.globs import any_path_matches
 from codesearch.store import fts
 from codesearch.store.base import VEC_TABLE, StoreBase, _guarded
 from codesearch.store.check import find_problems
-from codesearch.store.sql import _as_blob, _batches, _filtered, _marks, _passes
+from codesearch.store.sql import (
+    CHUNK_COLUMNS,
+    _as_blob,
+    _batches,
+    _chunk_row,
+    _filtered,
+    _marks,
+    _passes,
+)
 from codesearch.store.vcache import VectorCache
-from codesearch.types import Chunk, Filters
+from codesearch.types import IMAGE_TASK, VISUAL_KINDS, Chunk, Filters, ImageRef
 
 KNN_MAX_K = 4096  # sqlite-vec's limit on `k` in one KNN query
 KNN_OVERFETCH = 4  # vectors fetched per wanted result without filters
 KNN_OVERFETCH_FILTERED = 20  # ... and with filters
 NO_FILTERS = Filters()
-_CHUNK_COLUMNS = "id, path, language, kind, name, start_line, end_line, text, header"
 
 
 @dataclass(frozen=True)
@@ -54,17 +61,52 @@ class StoreReads(StoreBase):
     def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         found: dict[int, StoredChunk] = {}
         for batch in _batches(list(dict.fromkeys(ids))):
-            sql = f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE id IN ({_marks(len(batch))})"
+            sql = f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE id IN ({_marks(len(batch))})"
             for row in self._conn.execute(sql, list(batch)):
-                found[row[0]] = StoredChunk(row[0], Chunk(*row[1:]))
+                found[row[0]] = StoredChunk(row[0], _chunk_row(row[1:]))
         return found
 
     @_guarded
     def all_chunks(self, path: str | None = None) -> list[StoredChunk]:
         """Every chunk (of one file when ``path`` is given), in path and line order."""
         where, params = ("WHERE path = ?", [path]) if path is not None else ("", [])
-        sql = f"SELECT {_CHUNK_COLUMNS} FROM chunks {where} ORDER BY path, start_line, id"
-        return [StoredChunk(row[0], Chunk(*row[1:])) for row in self._conn.execute(sql, params)]
+        sql = f"SELECT {CHUNK_COLUMNS} FROM chunks {where} ORDER BY path, start_line, id"
+        return [StoredChunk(row[0], _chunk_row(row[1:])) for row in self._conn.execute(sql, params)]
+
+    # -- pictures ----------------------------------------------------------------------------
+
+    @_guarded
+    def refs_to(self, targets: Sequence[str]) -> dict[str, list[ImageRef]]:
+        """The documents' references to each of ``targets`` (pictures), by document and line."""
+        found: dict[str, list[ImageRef]] = {}
+        for batch in _batches(list(dict.fromkeys(targets))):
+            sql = (
+                "SELECT doc, target, alt, context, line, section FROM refs "
+                f"WHERE target IN ({_marks(len(batch))}) ORDER BY doc, line"
+            )
+            for row in self._conn.execute(sql, list(batch)):
+                found.setdefault(row[1], []).append(ImageRef(*row))
+        return found
+
+    @_guarded
+    def refs_from(self, doc: str) -> list[ImageRef]:
+        """The references document ``doc`` makes (as last indexed)."""
+        sql = (
+            "SELECT doc, target, alt, context, line, section FROM refs WHERE doc = ? ORDER BY line"
+        )
+        return [ImageRef(*row) for row in self._conn.execute(sql, (doc,))]
+
+    @_guarded
+    def picture_counts(self) -> tuple[int, int]:
+        """(picture chunks, those of them not embedded from their pixels): the second are
+        described by their text context only and wait for a multimodal backend."""
+        marks = _marks(len(VISUAL_KINDS))
+        total, waiting = self._conn.execute(
+            "SELECT count(*), coalesce(sum(v.task != ?), 0) FROM chunks c "
+            f"JOIN vectors v ON v.id = c.vector_id WHERE c.kind IN ({marks})",
+            [IMAGE_TASK, *VISUAL_KINDS],
+        ).fetchone()
+        return int(total), int(waiting)
 
     # -- search ------------------------------------------------------------------------------
 

@@ -3,13 +3,14 @@ and the Python side of search filters."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from codesearch.globs import any_path_matches
-from codesearch.types import Filters
+from codesearch.types import Chunk, Filters, Media
 
 _BATCH = 500  # ids per `IN (...)` list
 
@@ -42,3 +43,28 @@ def _passes(filters: Filters, path: str, language: str, kind: str) -> bool:
         and (not filters.kinds or kind in filters.kinds)
         and any_path_matches(path, filters.path_globs)
     )
+
+
+# A chunk row: these columns, in this order, become a Chunk (see _chunk_row).
+CHUNK_COLUMNS = "id, path, language, kind, name, start_line, end_line, text, header, media"
+
+
+def _media_text(media: Media | None) -> str:
+    if media is None:
+        return ""
+    return json.dumps(
+        {"hash": media.hash, "page": media.page, "width": media.width, "height": media.height},
+        separators=(",", ":"),
+    )
+
+
+def _media(text: str) -> Media | None:
+    if not text:
+        return None
+    data = json.loads(text)
+    return Media(str(data["hash"]), int(data["page"]), int(data["width"]), int(data["height"]))
+
+
+def _chunk_row(row: Sequence[Any]) -> Chunk:
+    """A Chunk from a row of CHUNK_COLUMNS (without the leading id)."""
+    return Chunk(*row[:8], media=_media(row[8]))
