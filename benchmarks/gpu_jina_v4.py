@@ -31,7 +31,14 @@ Measured, in this order (a step that would overrun --budget-seconds is skipped a
    (synthetic 4:3 pictures, max_image_pixels raised to fit them, the embedder's default pixel
    budget per forward pass), the image tokens per picture, the CPU preprocessing share, peak
    GPU memory;
-6. flash-attention-2 against SDPA, when flash_attn is importable.
+6. late chunking (``embed_late_files``) against per-chunk encoding (``embed_documents``) on the
+   same files, both called the way the indexer calls them (per-chunk: 256 chunks per call; late:
+   whole files, at least 256 chunks' worth per call), at one --late-budget of padded tokens:
+   files/s, chunks/s, tokens/s (the tokens each way actually encodes: per chunk its prefix and
+   text; late, every encoded window with its prefix), peak GPU memory. Two corpora: files of a
+   few chunks (log-normal, median --late-file-chunks) and long files of about three
+   --late-window windows each (the windowed path);
+7. flash-attention-2 against SDPA, when flash_attn is importable.
 
 Also: the bytes per chunk that stored token vectors would need (float16 / int8 / binary) for the
 length mix, versions, GPU name, date. Progress lines go to stdout; --json-out gets the results,
@@ -767,6 +774,148 @@ class Bench:
             )
         )
 
+    def late_chunking(self) -> None:
+        """Late chunking against per-chunk encoding on the same synthetic files."""
+        a = self.args
+        view = self.emb.with_late_window(a.late_window, a.late_overlap)
+        view.batch_tokens = a.late_budget
+        out: dict[str, Any] = {
+            "window": view.late_window_tokens,
+            "overlap": view.late_overlap_tokens,
+            "budget": a.late_budget,
+            "group_chunks": INDEXER_GROUP,
+            "note": "per-chunk: embed_documents, 256 chunks per call; late: embed_late_files, "
+            "whole files per call (>= 256 chunks); same files, code adapter",
+            "points": [],
+        }
+        self.result["late_chunking"] = out
+        rng = np.random.default_rng(a.seed + 3)
+        mean = float(np.mean(self.lengths)) + 1  # + the line break between chunks
+        long_chunks = max(2, math.ceil(3 * view.late_window_tokens / mean))
+        corpora = {
+            "files": [
+                int(k) for k in sample_lengths(rng, a.late_files, a.late_file_chunks, 0.8, 1, 60)
+            ],
+            "long-files": [long_chunks] * a.late_long_files,
+        }
+        for label, sizes in corpora.items():
+            if self.left() < (3 if a.tiny else 20):
+                self.say(f"SKIP late chunking {label}: {self.left():.0f}s left")
+                self.result["skipped"].append(f"late_chunking:{label}")
+                continue
+            out["points"].append(self.late_point(view, label, sizes))
+            self.save()
+
+    def late_point(self, view: Any, label: str, sizes: list[int]) -> dict[str, Any]:
+        from codesearch.embed.jina_late import plan_late
+
+        files: list[tuple[str, list[tuple[int, int]]]] = []
+        chunk_ids: list[int] = []
+        pos = 0
+        for k in sizes:
+            ids = [(pos + i) % len(self.texts) for i in range(k)]
+            pos += k
+            chunk_ids.extend(ids)
+            parts = [self.texts[i] for i in ids]
+            spans, start = [], 0
+            for part in parts:
+                spans.append((start, start + len(part)))
+                start += len(part) + 1
+            files.append(("\n".join(parts), spans))
+        texts = [self.texts[i] for i in chunk_ids]
+        tok = view._tokenizer
+        late_tokens = windows = 0
+        for text, spans in files:
+            plan = plan_late(
+                tok,
+                "Passage: ",
+                text,
+                spans,
+                window=view.late_window_tokens,
+                overlap=view.late_overlap_tokens,
+            )
+            for w in set(plan.owner):
+                start, stop = plan.windows[w]
+                late_tokens += len(plan.head) + stop - start
+                windows += 1
+        groups: list[list[tuple[str, list[tuple[int, int]]]]] = [[]]
+        for item in files:  # the indexer's flush groups: files until >= 256 chunks
+            groups[-1].append(item)
+            if sum(len(spans) for _, spans in groups[-1]) >= INDEXER_GROUP:
+                groups.append([])
+        groups = [g for g in groups if g]
+        row: dict[str, Any] = {
+            "label": label,
+            "files": len(files),
+            "chunks": len(texts),
+            "mean_file_tokens": round(
+                sum(self.totals[i] - self.prefix_tokens + 1 for i in chunk_ids) / len(files), 1
+            ),
+            "late_windows": windows,
+        }
+
+        def timed(name: str, fn: Callable[[], None], tokens: int) -> None:
+            self.reset_peak()
+            start = time.perf_counter()
+            fn()
+            self.sync()
+            seconds = time.perf_counter() - start
+            row[name] = {
+                "seconds": round(seconds, 3),
+                "tokens": tokens,
+                "files_per_s": round(len(files) / seconds, 2),
+                "chunks_per_s": round(len(texts) / seconds, 2),
+                "tokens_per_s": round(tokens / seconds, 1),
+                "peak_gpu_bytes": self.peak(),
+            }
+
+        vectors: list[np.ndarray] = []
+        try:
+            view.embed_late_files(files[:1], task="code")  # warm-up, both ways
+            view.embed_documents(texts[:8], task="code")
+            per_chunk_tokens = sum(self.totals[i] for i in chunk_ids)
+            timed(
+                "per_chunk",
+                lambda: [
+                    view.embed_documents(texts[i : i + INDEXER_GROUP], task="code")
+                    for i in range(0, len(texts), INDEXER_GROUP)
+                ],
+                per_chunk_tokens,
+            )
+            timed(
+                "late",
+                lambda: vectors.extend(
+                    m for g in groups for m in view.embed_late_files(g, task="code")
+                ),
+                late_tokens,
+            )
+        except Exception as exc:
+            if not _is_oom(exc):
+                raise
+            self.free()
+            row.update(status="oom", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+            self.say(f"late chunking {label}: OUT OF MEMORY ({type(exc).__name__})")
+            return row
+        stacked = np.concatenate(vectors)
+        row.update(
+            status="ok" if view.batch_tokens == self.args.late_budget else "oom-backoff",
+            finite=bool(np.isfinite(stacked).all()),
+            unit_norm=bool(np.allclose(np.linalg.norm(stacked, axis=1), 1.0, atol=1e-3)),
+            late_vs_per_chunk_seconds=round(
+                row["late"]["seconds"] / row["per_chunk"]["seconds"], 3
+            ),
+        )
+        view.batch_tokens = self.args.late_budget
+        p, q = row["per_chunk"], row["late"]
+        self.say(
+            f"late chunking {label} ({len(files)} files, {len(texts)} chunks, {windows} windows): "
+            f"per-chunk {p['files_per_s']:.1f} files/s {p['tokens_per_s']:.0f} tok/s | late "
+            f"{q['files_per_s']:.1f} files/s {q['tokens_per_s']:.0f} tok/s "
+            f"({row['late_vs_per_chunk_seconds']:.2f}x the time)"
+        )
+        self.free()
+        return row
+
     def flash(self) -> None:
         meta = self.result["meta"]
         out: dict[str, Any] = {"flash_attn_importable": meta["flash_attn_importable"]}
@@ -832,6 +981,7 @@ class Bench:
         self.step("images", 0, self.images)
         self.step("multi_vector", 0, self.multi)
         self.step("variants", ps * 1.5 + 3, self.extras)
+        self.step("late_chunking", 3 if a.tiny else 30, self.late_chunking)
         for budget in a.rerank_budgets:
             if budget != a.default_budget:
                 self.step(f"rerank:{budget}", rerank_need, lambda b=budget: self.rerank(b))
@@ -915,6 +1065,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--image-megapixels", type=float, nargs="+", help="picture sizes for embed_images"
     )
     p.add_argument("--image-group", type=int, default=8, help="pictures per embed_images call")
+    p.add_argument("--late-window", type=int, help="late chunking: tokens per window")
+    p.add_argument("--late-overlap", type=int, help="late chunking: tokens windows share")
+    p.add_argument("--late-budget", type=int, help="padded tokens per batch, both ways")
+    p.add_argument("--late-files", type=int, help="files of the late-chunking corpus")
+    p.add_argument("--late-file-chunks", type=int, help="median chunks per file")
+    p.add_argument("--late-long-files", type=int, help="files of about three windows each")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     if a.device is None:
@@ -936,11 +1092,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "pool": 256 if tiny else 2048,
         # the tiny vision tower has full attention over all patches: small pictures on the CPU
         "image_megapixels": [0.05, 0.1, 0.2] if tiny else [1.0, 2.0, 4.0],
+        "late_window": 256 if tiny else 8192,
+        "late_budget": 1024 if tiny else 32768,
+        "late_files": 24 if tiny else 256,
+        "late_file_chunks": 4 if tiny else 8,
+        "late_long_files": 3 if tiny else 8,
     }
     for key, value in defaults.items():
         if getattr(a, key) is None:
             setattr(a, key, value)
     a.default_budget = a.rerank_budgets[0]
+    if a.late_overlap is None:
+        a.late_overlap = a.late_window // 4
     a.min_group = 32 if tiny else 1024  # length-sorting inside a call: more chunks, less padding
     if not tiny and not on_gpu:
         print("warning: the full-size model on the CPU takes minutes per step; use --tiny")

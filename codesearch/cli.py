@@ -4,6 +4,7 @@ codesearch "where is the retry backoff computed"      # search the repo holding 
 codesearch index [PATH]                               # index or update a repository
 codesearch search QUERY --repo PATH [-k N] [--json|--jsonl|--files-only] [--batch FILE]
            [--context N] [--max-lines N]                 # agent-friendly output
+codesearch similar PATH:LINE [-k N] [--json|--jsonl] [--repo PATH]   # code like the one there
 codesearch add PATH / remove PATH / repos             # what the daemon watches
 codesearch daemon start|stop|restart|status|logs|install
 codesearch status [PATH]
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 COMMANDS = (
     "index",
     "search",
+    "similar",
     "status",
     "models",
     "embed",
@@ -58,6 +60,8 @@ examples:
   codesearch search "open a session" --repo ~/src/app --json
   codesearch --jsonl -C 3 --max-lines 20 "where are tokens refreshed"   for agents
   codesearch --files-only "feature flags"              the files, best first
+  codesearch similar src/app/auth.py:42                code like the function at that line
+  codesearch similar src/app/auth.py:42 --path tests/  ... its tests, say
   codesearch add ~/src/app                             watch a repository: always fresh
   codesearch status
   codesearch daemon logs -n 50
@@ -70,6 +74,62 @@ examples:
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2
         self.exit(2, f"codesearch: error: {message} (see `codesearch --help`)\n")
+
+
+def _output_flags(p: argparse.ArgumentParser, json_help: str, jsonl_help: str) -> None:
+    """--json / --jsonl / --files-only / --context / --max-lines (search and similar)."""
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help=json_help)
+    fmt.add_argument(
+        "--jsonl",
+        action="store_true",
+        help=jsonl_help,
+    )
+    p.add_argument(
+        "-l",
+        "--files-only",
+        action="store_true",
+        help="print only the files that hold results, best first, one per line",
+    )
+    p.add_argument(
+        "-C",
+        "--context",
+        type=int,
+        metavar="N",
+        help="also show N lines before and after each result (JSON: context_before/after)",
+    )
+    p.add_argument(
+        "--max-lines",
+        type=int,
+        metavar="N",
+        help="at most N snippet lines per result, in every output (JSON: truncated_lines)",
+    )
+
+
+def _filter_flags(p: argparse.ArgumentParser) -> None:
+    """--lang / --path / --kind (search and similar)."""
+    p.add_argument(
+        "--lang",
+        action="append",
+        default=[],
+        choices=LANGUAGES,
+        metavar="LANG",
+        help="only this language (repeatable): " + ", ".join(LANGUAGES),
+    )
+    p.add_argument(
+        "--path",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only paths matching GLOB: '*.py', 'src/', 'src/**/test_*.py' (repeatable)",
+    )
+    p.add_argument(
+        "--kind",
+        action="append",
+        default=[],
+        choices=KINDS,
+        help="only this kind of chunk (repeatable)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,59 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", nargs="*", help="the question (omit with --batch)")
     p.add_argument("--repo", default=None, help="repository folder (default: the one holding .)")
     p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
-    fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="print JSON (JSON Lines with --batch)")
-    fmt.add_argument(
-        "--jsonl",
-        action="store_true",
-        help="print one JSON line per result: its query, rank and fields (for head, jq -c)",
-    )
-    p.add_argument(
-        "-l",
-        "--files-only",
-        action="store_true",
-        help="print only the files that hold results, best first, one per line",
-    )
-    p.add_argument(
-        "-C",
-        "--context",
-        type=int,
-        metavar="N",
-        help="also show N lines before and after each result (JSON: context_before/after)",
-    )
-    p.add_argument(
-        "--max-lines",
-        type=int,
-        metavar="N",
-        help="at most N snippet lines per result, in every output (JSON: truncated_lines)",
+    _output_flags(
+        p,
+        json_help="print JSON (JSON Lines with --batch)",
+        jsonl_help="print one JSON line per result: its query, rank and fields (for head, jq -c)",
     )
     p.add_argument(
         "--batch",
         metavar="FILE",
         help="read one query per line from FILE ('-' = stdin); JSON Lines out",
     )
-    p.add_argument(
-        "--lang",
-        action="append",
-        default=[],
-        choices=LANGUAGES,
-        metavar="LANG",
-        help="only this language (repeatable): " + ", ".join(LANGUAGES),
-    )
-    p.add_argument(
-        "--path",
-        action="append",
-        default=[],
-        metavar="GLOB",
-        help="only paths matching GLOB: '*.py', 'src/', 'src/**/test_*.py' (repeatable)",
-    )
-    p.add_argument(
-        "--kind",
-        action="append",
-        default=[],
-        choices=KINDS,
-        help="only this kind of chunk (repeatable)",
-    )
+    _filter_flags(p)
     p.add_argument("--model", help="refuse to search if the index was built with another model")
     p.add_argument(
         "--no-daemon",
@@ -179,6 +197,31 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"snippet lines per result in human output (default {SNIPPET_LINES}, 0 = none)",
     )
+
+    p = sub.add_parser(
+        "similar",
+        help="find code like the function at PATH:LINE: duplicates, other implementations, tests",
+    )
+    p.add_argument(
+        "location",
+        metavar="PATH:LINE",
+        help="a file (relative to the current folder or the repository root) and a line in it",
+    )
+    p.add_argument("--repo", default=None, help="repository folder (default: the one holding PATH)")
+    p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    _output_flags(
+        p,
+        json_help='print JSON: {"source": {path, start_line, ...}, "results": [...]}',
+        jsonl_help="print one JSON line per result: its source, rank and fields",
+    )
+    _filter_flags(p)
+    p.add_argument("--model", help="refuse to search if the index was built with another model")
+    p.add_argument(
+        "--no-daemon",
+        action="store_true",
+        help="search in this process, without the background daemon",
+    )
+    p.set_defaults(batch=None, snippet_lines=None)
 
     p = sub.add_parser("status", help="the daemon, and what is indexed: model, size, freshness")
     p.add_argument(
@@ -239,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "mcp",
-        help="serve coding agents over MCP (stdio): search_code, index_status, reindex, list_repos",
+        help="serve coding agents over MCP (stdio): search_code, find_similar, index_status, ...",
     )
     p.add_argument(
         "--repo",
@@ -386,6 +429,118 @@ def cmd_search(args: argparse.Namespace) -> int:
     if found is None:
         found = _search_here(args, settings, queries, filters)
     return _print_results(args, queries, *found)
+
+
+def _filters_json(filters: Filters) -> dict[str, list[str]]:
+    return {
+        "languages": list(filters.languages),
+        "path_globs": list(filters.path_globs),
+        "kinds": list(filters.kinds),
+    }
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    from codesearch.similar import parse_location
+
+    if args.k <= 0:
+        raise BadInput("-k must be a positive number")
+    _check_output_flags(args)
+    raw, line = parse_location(args.location)
+    path, start = _file_argument(raw, args.repo)
+    settings = _settings(args)
+    filters = Filters(tuple(args.lang), tuple(args.path), tuple(args.kind))
+    found = None
+    if settings.daemon and not args.no_daemon:
+        from codesearch import cli_daemon
+
+        params = {
+            "path": path,
+            "line": line,
+            "k": args.k,
+            "filters": _filters_json(filters),
+            "repo": str(Path(args.repo).expanduser().absolute()) if args.repo else None,
+            "cwd": str(start),
+            "model": args.model,
+        }
+        if args.max_lines is not None:
+            params["snippet_lines"] = args.max_lines
+        answer = cli_daemon.query(settings, "similar", params)
+        if answer is not None:
+            hits = [Hit.from_json(h) for h in answer["results"]]
+            found = Path(answer["repo"]), dict(answer["source"]), hits
+    if found is None:
+        found = _similar_here(args, settings, path, line, start, filters)
+    return _print_similar(args, *found)
+
+
+def _file_argument(raw: str, repo: str | None) -> tuple[str, Path]:
+    """PATH as the engine takes it, and the folder to look for its repository from: a path
+    that names a file from the current folder becomes absolute (unless --repo names a
+    repository that has it at that relative path); anything else stays relative to the
+    repository root."""
+    given = Path(raw).expanduser()
+    here = Path.cwd()
+    if given.is_absolute():
+        return str(given), given.parent
+    if repo is not None and (Path(repo).expanduser() / given).exists():
+        return raw, here
+    if (here / given).exists():
+        return str(here / given), (here / given).parent
+    return raw, here
+
+
+def _similar_here(
+    args: argparse.Namespace,
+    settings: Settings,
+    path: str,
+    line: int,
+    start: Path,
+    filters: Filters,
+) -> tuple[Path, dict[str, object], list[Hit]]:
+    from codesearch.engine import RepoSearch, locate_repo
+    from codesearch.paths import resolve_root
+    from codesearch.search import SearchOptions
+    from codesearch.similar import source_json
+
+    root = resolve_root(Path(args.repo)) if args.repo else locate_repo(start, settings)
+    with RepoSearch(root, settings, model=args.model) as repo:
+        options = SearchOptions(k=args.k, filters=filters)
+        if args.max_lines is not None:
+            options = replace(options, snippet_lines=args.max_lines)
+        source, hits = repo.similar(path, line, options)
+        return root, source_json(source), hits
+
+
+def _print_similar(
+    args: argparse.Namespace, root: Path, source: dict[str, object], hits: list[Hit]
+) -> int:
+    """Like a search's output, with the source in place of the query."""
+    from codesearch.render import Style, format_hits, use_color
+    from codesearch.snippets import views
+
+    if args.files_only:
+        files = list(dict.fromkeys(h.path for h in hits))
+        for path in files:
+            print(path)
+        return 0 if files else 1
+    shown = views(hits, root, args.max_lines, args.context)
+    if args.jsonl:
+        for rank, view in enumerate(shown, 1):
+            print(json.dumps({"source": source, "rank": rank, **view.to_json()}))
+    elif args.json:
+        print(json.dumps({"source": source, "results": [v.to_json() for v in shown]}, indent=2))
+    else:
+        what = f"{source['kind']} {source['name']}" if source["name"] else source["kind"]
+        style = Style(use_color(sys.stdout))
+        where = f"{source['path']}:{source['start_line']}-{source['end_line']}"
+        print(style("dim", f"like {where}  {what}"))
+        if hits:
+            lines = SNIPPET_LINES if args.max_lines is None else args.max_lines
+            context = [(v.before or [], v.after or []) for v in shown] if args.context else None
+            print(format_hits(hits, style, lines, context))
+        else:
+            print("no results", file=sys.stderr)
+    return 0 if hits else 1
 
 
 def _check_output_flags(args: argparse.Namespace) -> None:
@@ -561,6 +716,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "index": cmd_index,
     "search": cmd_search,
+    "similar": cmd_similar,
     "status": cmd_status,
     "models": cmd_models,
     "embed": cmd_embed,

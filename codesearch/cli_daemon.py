@@ -30,6 +30,12 @@ def connect(settings: Settings, start: bool) -> Client:
 
 def search(settings: Settings, params: dict[str, Any]) -> dict[str, Any] | None:
     """Search through the daemon; None when no daemon can serve (the caller works in-process)."""
+    return query(settings, "search", params)
+
+
+def query(settings: Settings, method: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """A query (``search``, ``similar``) through the daemon, its notices printed; None when
+    no daemon can serve (the caller works in-process)."""
     try:
         client = connect(settings, start=True)
     except DaemonUnavailable as exc:
@@ -37,14 +43,14 @@ def search(settings: Settings, params: dict[str, Any]) -> dict[str, Any] | None:
         return None
     try:
         with client:
-            answer = client.call("search", params)
+            answer = client.call(method, params)
     except SchemaMismatch:  # a daemon left running by another version of codesearch
         from codesearch.daemon import lifecycle
 
         notice("the running daemon is from another codesearch version: restarting it")
         lifecycle.stop(settings)
         with connect(settings, start=True) as client:
-            answer = client.call("search", params)
+            answer = client.call(method, params)
     for line in answer.get("notices", []):
         notice(line)
     return answer

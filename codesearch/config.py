@@ -29,6 +29,10 @@ class Settings:
     # Vector size for models with Matryoshka dims (jina-v4: 128 ... 2048); None = the backend's
     # default. Part of the model id an index records: changing it rebuilds the index.
     embed_dim: int | None = None
+    # Late chunking (a long-context backend: jina-v4): each file is encoded whole (long files in
+    # overlapping windows) and every chunk's vector pooled from its own tokens, so it carries the
+    # file's context. Recorded in the index: changing it rebuilds. MiniLM cannot: an error.
+    late_chunking: bool = False
     # Pictures (PNG, JPEG, WebP, GIF, BMP, SVG, PDF pages): indexed by their text context, and
     # from their pixels on a multimodal backend (jina-v4). Icons smaller than image_min_side
     # pixels on both sides are skipped; PDFs contribute their first pdf_max_pages pages.
@@ -77,6 +81,7 @@ _ENV = {
     "batch_size": "CODESEARCH_BATCH_SIZE",
     "daemon": "CODESEARCH_DAEMON",
     "embed_dim": "CODESEARCH_EMBED_DIM",
+    "late_chunking": "CODESEARCH_LATE_CHUNKING",
     "images": "CODESEARCH_IMAGES",
     "max_image_bytes": "CODESEARCH_MAX_IMAGE_BYTES",
     "image_min_side": "CODESEARCH_IMAGE_MIN_SIDE",

@@ -13,7 +13,7 @@ from codesearch.index import Indexer, ProgressFn
 from codesearch.paths import find_repo_root, resolve_root
 from codesearch.search import Searcher, SearchOptions
 from codesearch.store import Store
-from codesearch.types import Hit, IndexMissing, IndexStats, ModelMismatch, NotARepository
+from codesearch.types import Chunk, Hit, IndexMissing, IndexStats, ModelMismatch, NotARepository
 
 _LOADED: dict[tuple[str, int, int | None], Embedder] = {}
 _LOADING = threading.Lock()
@@ -167,6 +167,13 @@ class RepoSearch:
 
     def search_many(self, queries: list[str], options: SearchOptions) -> list[list[Hit]]:
         return self.searcher.search_many(queries, options)
+
+    def similar(self, path: str, line: int, options: SearchOptions) -> tuple[Chunk, list[Hit]]:
+        """The chunk at ``path:line`` (relative to the root, or absolute) and the chunks most
+        like it (see :mod:`codesearch.similar`)."""
+        from codesearch.similar import MoreLikeThis
+
+        return MoreLikeThis(self.searcher, self.root).similar(path, line, options)
 
     def close(self) -> None:
         self.store.close()

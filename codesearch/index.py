@@ -12,6 +12,14 @@ Pictures (:mod:`codesearch.pictures`) are indexed after the text files of a run,
 picture's description is what the documents that reference it say: a document whose
 references changed has its pictures described again (their pixel vectors, keyed by the
 picture's hash, are reused). A multimodal backend embeds them from their pixels.
+
+Late chunking (``Settings.late_chunking``, a backend with ``embed_late_files``: jina-v4): the
+text chunks of a file are embedded together from one encoding of the whole file, each chunk
+pooled over its own source lines (its header is left out: the file around it is its context).
+Such a vector depends on the whole file, so its key (:func:`late_vector_key`) holds the file's
+hash: a changed file is encoded once and every one of its chunks gets a new vector, in the
+file's one transaction. Pictures keep per-chunk vectors. A backend without late chunking
+(MiniLM, remote, fake) with the option on is an error before anything is touched.
 """
 
 from __future__ import annotations
@@ -27,7 +35,12 @@ from codesearch import pictures
 from codesearch.chunk import CHUNKER_VERSION, chunk_file
 from codesearch.config import Settings
 from codesearch.embed import Embedder
-from codesearch.embed.base import document_task, embedder_tasks, supports_images
+from codesearch.embed.base import (
+    document_task,
+    embedder_tasks,
+    supports_images,
+    supports_late_chunking,
+)
 from codesearch.paths import in_scope, normalize_scope, read_source, walk
 from codesearch.store import Store
 from codesearch.types import (
@@ -41,6 +54,7 @@ from codesearch.types import (
     Skip,
     SourceFile,
     content_hash,
+    vector_key,
 )
 
 # Documents embedded per embedder call: large enough for length-sorted batching to pay off,
@@ -58,6 +72,7 @@ class _Pending:
     state: FileState
     chunks: tuple[Chunk, ...]
     refs: tuple[ImageRef, ...] = ()  # a document's references to pictures
+    text: str = ""  # a text file's content (late chunking encodes it whole)
 
 
 def prepare_chunks(path: str, text: str, embedder: Embedder) -> tuple[Chunk, ...]:
@@ -68,6 +83,34 @@ def prepare_chunks(path: str, text: str, embedder: Embedder) -> tuple[Chunk, ...
     return tuple(
         chunk_file(path, text, max_tokens=embedder.max_tokens, count_tokens=embedder.count_tokens)
     )
+
+
+def late_vector_key(file_hash: str, chunk: Chunk, task: str, variant: str) -> str:
+    """The key of ``chunk``'s late-chunked vector: "late" + the hash of the backend's windowing
+    (``variant``), the file's hash, the chunk's lines and text, behind the task like every key
+    (``types.vector_key``). 68 characters: no text hash (64 hex digits) can equal it, so a
+    late vector is never taken for a per-chunk one, nor the other way round."""
+    material = "\0".join(
+        (variant, file_hash, f"{chunk.start_line}-{chunk.end_line}", chunk.content_hash)
+    )
+    return vector_key("late" + content_hash(material), task)
+
+
+def char_spans(text: str, chunks: Sequence[Chunk]) -> list[tuple[int, int]]:
+    """Each chunk's source lines as character offsets [begin, end) into ``text``: from the
+    start of its first line to the end of its last (without the line break, or the "\r" the
+    chunker strips)."""
+    starts = [0]
+    for line in text.split("\n"):
+        starts.append(starts[-1] + len(line) + 1)
+    spans = []
+    for chunk in chunks:
+        last = chunk.end_line - 1
+        end = starts[last + 1] - 1
+        if end > starts[last] and text[end - 1] == "\r":
+            end -= 1
+        spans.append((starts[chunk.start_line - 1], min(end, len(text))))
+    return spans
 
 
 class Indexer:
@@ -102,6 +145,7 @@ class Indexer:
         self._redescribe: set[str] = set()  # pictures whose references changed in this run
         self._skipped: list[Skip] = []  # files left out
         self._partial: list[Skip] = []  # parts left out of files that are indexed
+        self._late = ""  # late chunking on: the backend's late_chunking_id (else "")
 
     def run(self, scope: Collection[str] | None = None) -> IndexStats:
         """Bring the index up to date: the whole repository, or with a ``scope``
@@ -109,10 +153,12 @@ class Indexer:
         with the same decisions a full run makes; files outside the scope are untouched.
         A run that had to wipe the index (``rebuilt``) covers the whole repository."""
         self._started = time.monotonic()
+        self._late = self._late_variant()
         rebuilt = self.store.configure(
             model_id=self.embedder.model_id,
             dim=self.embedder.dim,
             chunker_version=CHUNKER_VERSION,
+            late_chunking=bool(self._late),
         )
         if embedder_tasks(self.embedder) and "" in self.store.tasks():
             # Built by this model before task routing: re-read and re-embed every file.
@@ -168,6 +214,19 @@ class Indexer:
             rebuilt=rebuilt,
         )
 
+    def _late_variant(self) -> str:
+        """The backend's late-chunking id when the option is on; a clear error when the backend
+        cannot late-chunk (nothing is touched yet)."""
+        if not self.settings.late_chunking:
+            return ""
+        if not supports_late_chunking(self.embedder):
+            raise BadInput(
+                f"late_chunking is on but {self.embedder.model_id} cannot encode whole files "
+                "(it needs a long-context backend: --model jina-v4); turn it off "
+                "(late_chunking = false, CODESEARCH_LATE_CHUNKING=0)"
+            )
+        return str(getattr(self.embedder, "late_chunking_id", "") or "late")
+
     def _index(self, sources: Sequence[SourceFile], known: dict[str, FileState]) -> None:
         """Read, chunk, embed and store ``sources``, a group of new chunks at a time."""
         pending: list[_Pending] = []
@@ -208,7 +267,7 @@ class Indexer:
         if before != set(refs):
             self._redescribe.update(ref.target for ref in before.symmetric_difference(refs))
         chunks = prepare_chunks(source.path, text, self.embedder)
-        return _Pending(state, chunks, refs), None
+        return _Pending(state, chunks, refs, text if self._late else ""), None
 
     def _read_picture(
         self, source: SourceFile, old: FileState | None
@@ -278,45 +337,95 @@ class Indexer:
             out.extend(vectors)
         return out
 
+    def _is_late(self, chunk: Chunk, task: str) -> bool:
+        """Whether ``chunk`` is late-chunked: the option is on and it is text, not a picture."""
+        return bool(self._late) and chunk.media is None and task != IMAGE_TASK
+
+    def _keys(self, item: _Pending, tasks: Sequence[str]) -> list[str]:
+        return [
+            late_vector_key(item.state.content_hash, c, task, self._late)
+            if self._is_late(c, task)
+            else c.vector_key(task)
+            for c, task in zip(item.chunks, tasks, strict=True)
+        ]
+
     def _flush(self, pending: Sequence[_Pending]) -> None:
         if not pending:
             return
         tasks = {id(p): [self._task(c) for c in p.chunks] for p in pending}
+        keys = {id(p): self._keys(p, tasks[id(p)]) for p in pending}
         wanted: dict[str, tuple[str, Chunk]] = {}  # vector key -> (task, a chunk with it)
+        late: dict[str, tuple[_Pending, int]] = {}  # late vector key -> (its file, chunk index)
         for p in pending:
-            for c, task in zip(p.chunks, tasks[id(p)], strict=True):
-                wanted.setdefault(c.vector_key(task), (task, c))
-        have = self.store.has_vectors(wanted)
+            triples = zip(p.chunks, tasks[id(p)], keys[id(p)], strict=True)
+            for i, (c, task, key) in enumerate(triples):
+                if self._is_late(c, task):
+                    late.setdefault(key, (p, i))
+                else:
+                    wanted.setdefault(key, (task, c))
+        have = self.store.has_vectors([*wanted, *late])
         by_task: dict[str, list[str]] = {}
         for key, (task, _) in wanted.items():
             if key not in have:
                 by_task.setdefault(task, []).append(key)
         vectors: dict[str, np.ndarray] = {}
+        missing = {key: where for key, where in late.items() if key not in have}
+        if missing:
+            vectors.update(self._embed_late(missing, tasks))
         failed: dict[str, Skip] = {}
-        for task, keys in by_task.items():
+        for task, task_keys in by_task.items():
             if task == IMAGE_TASK:
-                found = self._embed_pictures([wanted[key][1] for key in keys], failed)
-                vectors.update((k, v) for k, v in zip(keys, found, strict=True) if v is not None)
+                found = self._embed_pictures([wanted[key][1] for key in task_keys], failed)
+                vectors.update(
+                    (k, v) for k, v in zip(task_keys, found, strict=True) if v is not None
+                )
                 continue
             if self.before_embed is not None:
                 self.before_embed()
-            texts = [wanted[key][1].embed_text() for key in keys]
+            texts = [wanted[key][1].embed_text() for key in task_keys]
             if task:
                 matrix = self.embedder.embed_documents(texts, task=task)  # type: ignore[call-arg]
             else:
                 matrix = self.embedder.embed_documents(texts)
-            vectors.update(zip(keys, matrix, strict=True))
+            vectors.update(zip(task_keys, matrix, strict=True))
         self._embedded += len(vectors)
         self._reused += sum(len(p.chunks) for p in pending) - len(vectors)
         for item in pending:
             if item.state.path in failed:  # unreadable since it was inspected: left out
                 self._skipped.append(failed[item.state.path])
                 continue
-            keys = [c.vector_key(t) for c, t in zip(item.chunks, tasks[id(item)], strict=True)]
-            needed = {key: vectors[key] for key in keys if key in vectors}
-            self.store.replace_file(item.state, item.chunks, needed, tasks[id(item)], item.refs)
+            item_keys = keys[id(item)]
+            needed = {key: vectors[key] for key in item_keys if key in vectors}
+            self.store.replace_file(
+                item.state, item.chunks, needed, tasks[id(item)], item.refs, keys=item_keys
+            )
             self._files_written += 1
         self._report()
+
+    def _embed_late(
+        self, missing: dict[str, tuple[_Pending, int]], tasks: dict[int, list[str]]
+    ) -> dict[str, np.ndarray]:
+        """Late vectors for ``missing`` keys: one embedder call per task, one encoding per file
+        (of its spans that need a vector), all of the group's files batched together."""
+        by_task: dict[str, dict[int, tuple[_Pending, list[tuple[str, int]]]]] = {}
+        for key, (item, i) in missing.items():
+            files = by_task.setdefault(tasks[id(item)][i], {})
+            files.setdefault(id(item), (item, []))[1].append((key, i))
+        out: dict[str, np.ndarray] = {}
+        for task, files in by_task.items():
+            entries = list(files.values())
+            requests = []
+            for item, wanted in entries:
+                spans = char_spans(item.text, item.chunks)
+                requests.append((item.text, [spans[i] for _, i in wanted]))
+            if self.before_embed is not None:
+                self.before_embed()
+            found = self.embedder.embed_late_files(  # type: ignore[attr-defined]
+                requests, task=task or None
+            )
+            for (_, wanted), matrix in zip(entries, found, strict=True):
+                out.update((key, row) for (key, _), row in zip(wanted, matrix, strict=True))
+        return out
 
     def _report(self) -> None:
         if self.progress is not None:

@@ -160,16 +160,24 @@ class Agent:
     def search(self, root: Path, params: dict[str, Any]) -> dict[str, Any]:
         """Search ``root``; a repository still being indexed for the first time is waited for
         (up to FIRST_INDEX_WAIT_S)."""
+        return self._query("search", root, params)
+
+    def similar(self, root: Path, params: dict[str, Any]) -> dict[str, Any]:
+        """The code of ``root`` most like the chunk at ``params`` path:line (path already
+        through :meth:`contain`); waits for a first index like :meth:`search`."""
+        return self._query("similar", root, params)
+
+    def _query(self, method: str, root: Path, params: dict[str, Any]) -> dict[str, Any]:
         params = {**params, "repo": str(root)}
         try:
-            return self.link.call("search", params)
+            return self.link.call(method, params)
         except IndexMissing:
             repo = self.status(root)
             if repo is None or repo.get("state") not in ("queued", "indexing"):
                 raise
         self.link.call("wait", {"repo": str(root), "timeout": FIRST_INDEX_WAIT_S})
         try:
-            return self.link.call("search", params)
+            return self.link.call(method, params)
         except IndexMissing:
             repo = self.status(root) or {}
             p = repo.get("progress") or {}

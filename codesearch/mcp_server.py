@@ -2,10 +2,11 @@
 
     codesearch mcp [--repo PATH]
 
-Tools: ``search_code``, ``index_status``, ``reindex``, ``list_repos``. Each handler is short:
-check the arguments (paths through the one containment check in :mod:`codesearch.mcp_link`),
-one daemon call, format. Results are compact text for the model (agents pay per token) plus
-the same data as structured content. This process never loads a model or opens an index.
+Tools: ``search_code``, ``find_similar``, ``index_status``, ``reindex``, ``list_repos``. Each
+handler is short: check the arguments (paths through the one containment check in
+:mod:`codesearch.mcp_link`), one daemon call, format. Results are compact text for the model
+(agents pay per token) plus the same data as structured content. This process never loads a
+model or opens an index.
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ REINDEX_WAIT_S = 60.0
 
 INSTRUCTIONS = """\
 codesearch answers questions about a local repository's code by meaning: call search_code \
-with what the code does, in words, and read the files at the path:line ranges it returns. \
-For exact identifiers, strings or every usage of a name, grep is the better tool. The index \
-follows file changes by itself."""
+with what the code does, in words, and read the files at the path:line ranges it returns; \
+call find_similar with a path:line to find code that does the same thing as the function \
+there. For exact identifiers, strings or every usage of a name, grep is the better tool. The \
+index follows file changes by itself."""
 
 SEARCH_DOC = """\
 Find code by what it does, in a local repository: ask in plain words ("where are expired \
@@ -53,6 +55,19 @@ Use grep instead for an exact identifier, string or regex, or to list every call
 this tool ranks by meaning and returns only the top k. Narrow with path_glob ('src/', '*.py', \
 'src/**/test_*.py'), language or kind. repo: a registered repository or a path inside one \
 (default: the one this server started in; see list_repos)."""
+
+SIMILAR_DOC = """\
+Find code that does the same thing as the function (or method, class, section) at path:line \
+in a local repository: near-duplicates worth merging, other implementations of the same \
+idea, and often its tests. Use it before writing a helper (does one exist already?), when \
+fixing a bug (is the same code elsewhere?) or to find the tests of a function.
+
+path: the file, relative to the repository root or absolute; line: any line inside the \
+function (1-based). The answer names the source chunk it used, then the results in \
+search_code's format: `[rank] path:start-end kind name score` and the first lines of each \
+(`[+N lines]` when cut); the function itself and the code around or inside it are left out. \
+Ranked by meaning, so different names and variables still match; for every usage of a name, \
+grep is the better tool. repo: a registered repository (default: the one holding path)."""
 
 STATUS_DOC = """\
 Whether a repository's index is up to date: state (idle = fresh, queued, indexing, error, \
@@ -83,6 +98,10 @@ PathGlob = Annotated[
 Language = Annotated[Literal[LANGUAGES] | None, Field(description="only this language")]  # type: ignore[valid-type]
 Kind = Annotated[Literal[KINDS] | None, Field(description="only this kind of chunk")]  # type: ignore[valid-type]
 Repo = Annotated[str | None, Field(description="a registered repository (default: this one)")]
+FilePath = Annotated[
+    str, Field(description="the file, relative to the repository root or absolute")
+]
+Line = Annotated[int, Field(ge=1, strict=True, description="a line inside the function (1-based)")]
 PathArg = Annotated[
     str | None, Field(description="a file or folder to re-read (default: the whole repository)")
 ]
@@ -108,6 +127,21 @@ class SearchHit(BaseModel):
 class SearchOutput(BaseModel):
     repo: str
     query: str
+    results: list[SearchHit]
+    notices: list[str]
+
+
+class SourceChunk(BaseModel):
+    path: str
+    start_line: int
+    end_line: int
+    name: str
+    kind: str
+
+
+class SimilarOutput(BaseModel):
+    repo: str
+    source: SourceChunk
     results: list[SearchHit]
     notices: list[str]
 
@@ -156,7 +190,27 @@ def format_search(out: SearchOutput, filters: str) -> str:
             "filters; for an exact name or string, grep is the better tool."
         )
     lines = [f"{len(out.results)} results in {out.repo} for {out.query!r}{filters}, best first:"]
-    for rank, hit in enumerate(out.results, 1):
+    lines.extend(_hit_lines(out.results))
+    lines.extend(f"note: {n}" for n in out.notices)
+    return "\n".join(lines)
+
+
+def format_similar(out: SimilarOutput) -> str:
+    s = out.source
+    what = f"{s.kind} {s.name}" if s.name else s.kind
+    like = f"{s.path}:{s.start_line}-{s.end_line} ({what})"
+    if not out.results:
+        lines = [f"Nothing in {out.repo} is like {like}."]
+    else:
+        lines = [f"{len(out.results)} results in {out.repo} like {like}, best first:"]
+        lines.extend(_hit_lines(out.results))
+    lines.extend(f"note: {n}" for n in out.notices)
+    return "\n".join(lines)
+
+
+def _hit_lines(results: list[SearchHit]) -> list[str]:
+    lines: list[str] = []
+    for rank, hit in enumerate(results, 1):
         label = f"{hit.kind} {hit.name}" if hit.name else hit.kind
         lines.append("")
         if hit.page is not None:  # a picture: no lines; its size and who shows it
@@ -172,8 +226,7 @@ def format_search(out: SearchOutput, filters: str) -> str:
             lines.extend(line.rstrip() for line in hit.snippet.split("\n"))
         if hit.truncated_lines:
             lines.append(f"[+{hit.truncated_lines} lines]")
-    lines.extend(f"note: {n}" for n in out.notices)
-    return "\n".join(lines)
+    return lines
 
 
 def _repo_state(info: dict[str, Any], default: Path | None) -> RepoState:
@@ -299,6 +352,28 @@ def build_server(agent: Agent) -> MCPServer[Any]:
             shown = ", ".join(s.strip() for s in said if s.strip())
             text = format_search(out, f" ({shown})" if shown else "")
             return _result(text, out, exclude_none=True)  # picture fields only for pictures
+
+    @server.tool(description=SIMILAR_DOC, annotations=read_only)
+    def find_similar(
+        path: FilePath, line: Line, k: K = DEFAULT_K, repo: Repo = None
+    ) -> Annotated[CallToolResult, SimilarOutput]:
+        with _tool_errors():
+            base = agent.repo_root(repo) if repo is not None else None
+            root, rel = agent.contain(path, "path", base=base)
+            if base is not None and root != base:
+                raise ToolError(f"path {path!r} is not in the repository {base}")
+            if rel == ".":
+                raise ToolError(f"path {path!r} is a repository, not a file: give a file")
+            params = {"path": rel, "line": line, "k": k, "snippet_lines": DEFAULT_MAX_LINES}
+            answer = agent.similar(root, params)
+            hits = [Hit.from_json(h) for h in answer["results"]]
+            out = SimilarOutput(
+                repo=str(root),
+                source=SourceChunk(**answer["source"]),
+                results=[SearchHit(**v.to_json()) for v in views(hits, root, DEFAULT_MAX_LINES)],
+                notices=list(answer.get("notices", [])),
+            )
+            return _result(format_similar(out), out, exclude_none=True)
 
     @server.tool(description=STATUS_DOC, annotations=read_only)
     def index_status(repo: Repo = None) -> Annotated[CallToolResult, StatusOutput]:

@@ -183,9 +183,9 @@ class Searcher:
         chunks = self.store.chunks([cid for cid, _ in ranked[: depth * 2]])
         if options.rerank > 0:
             ranked = self._rerank(query, ranked, chunks, options.rerank)
-        return self._with_references(collapse(ranked, chunks, options))
+        return self.with_references(collapse(ranked, chunks, options))
 
-    def _with_references(self, hits: list[Hit]) -> list[Hit]:
+    def with_references(self, hits: list[Hit]) -> list[Hit]:
         """Pictures list the documents that reference them."""
         shown = [h.path for h in hits if h.media is not None]
         if not shown:
@@ -212,7 +212,7 @@ class Searcher:
         seen: set[tuple[object, ...]] = set()
         for cid, score in ranked:
             stored = chunks.get(cid)
-            key = None if stored is None else _symbol_key(stored.chunk)
+            key = None if stored is None else symbol_key(stored.chunk)
             if stored is not None and stored.chunk.media is not None:
                 rest.append((cid, score))  # a picture has no token vectors to compare
                 continue
@@ -298,7 +298,7 @@ def collapse(
         if stored is None:
             continue
         c = stored.chunk
-        key = _symbol_key(c)
+        key = symbol_key(c)
         if key in seen:
             continue
         seen.add(key)
@@ -320,7 +320,7 @@ def collapse(
     return hits
 
 
-def _symbol_key(c: Chunk) -> tuple[object, ...]:
+def symbol_key(c: Chunk) -> tuple[object, ...]:
     """Parts of one split definition share a key (their headers differ only in the part
     marker); everything else, overloads included, keeps its own."""
     if c.name and PART_MARKER.search(c.header):

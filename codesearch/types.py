@@ -77,7 +77,8 @@ class Chunk:
     media: Media | None = None  # set for kinds "image" and "pdf-page"; text is then its context
 
     def embed_text(self) -> str:
-        """The exact text given to the embedder (and the key of its vector)."""
+        """The exact text given to the embedder, whose hash keys its vector (per-chunk
+        embedding; late-chunked vectors are keyed by the file too: ``index.late_vector_key``)."""
         return f"{self.header}\n{self.text}" if self.header else self.text
 
     @property

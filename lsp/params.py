@@ -1,9 +1,11 @@
 """Checking what a client sends: one-line messages for anything malformed.
 
 ``codesearch/search`` takes ``{query, k?, filters?, folder?}``; the ``codesearch.search``
-command takes ``[query, {k?, filters?, folder?}?]``; ``codesearch.reindex`` takes
-``[folderUri?]``. Keys that LSP adds to every request (``workDoneToken``,
-``partialResultToken``) and any other unknown top-level key are ignored.
+command takes ``[query, {k?, filters?, folder?}?]``; ``codesearch/similar`` takes
+``{textDocument: {uri}, position: {line, character}, k?, filters?}`` and the
+``codesearch.similar`` command ``[uri, line, {k?, filters?}?]`` (lines 0-based, as LSP counts
+them); ``codesearch.reindex`` takes ``[folderUri?]``. Keys that LSP adds to every request
+(``workDoneToken``, ``partialResultToken``) and any other unknown top-level key are ignored.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from codesearch.types import KINDS
 
 DEFAULT_K = 20
+DEFAULT_SIMILAR_K = 10
 MAX_K = 1000
 FILTER_KEYS = ("languages", "path_globs", "kinds")
 
@@ -29,6 +32,14 @@ class SearchParams:
     k: int = DEFAULT_K
     filters: dict[str, list[str]] = field(default_factory=dict)
     folder: str | None = None  # a workspace folder URI; None: every workspace folder
+
+
+@dataclass(frozen=True)
+class SimilarParams:
+    uri: str  # the document
+    line: int  # 0-based, as LSP positions count
+    k: int = DEFAULT_SIMILAR_K
+    filters: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _string_list(value: object, where: str) -> list[str]:
@@ -52,14 +63,19 @@ def _filters(value: object) -> dict[str, list[str]]:
     return filters
 
 
+def _k(options: Mapping[str, Any], default: int) -> int:
+    k = options.get("k", default)
+    if k is None:
+        k = default
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+        raise InvalidParams(f"'k' must be a whole number from 1 to {MAX_K}")
+    return k
+
+
 def _options(query: object, options: Mapping[str, Any]) -> SearchParams:
     if not isinstance(query, str) or not query.strip():
         raise InvalidParams("'query' must be a non-empty string")
-    k = options.get("k", DEFAULT_K)
-    if k is None:
-        k = DEFAULT_K
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
-        raise InvalidParams(f"'k' must be a whole number from 1 to {MAX_K}")
+    k = _k(options, DEFAULT_K)
     folder = options.get("folder")
     if folder is not None and (not isinstance(folder, str) or not folder):
         raise InvalidParams("'folder' must be a workspace folder URI")
@@ -81,6 +97,37 @@ def search_arguments(args: Sequence[Any]) -> SearchParams:
     if not isinstance(options, Mapping):
         raise InvalidParams("the second argument must be an object: {k?, filters?, folder?}")
     return _options(args[0], options)
+
+
+def _similar(uri: object, line: object, options: Mapping[str, Any]) -> SimilarParams:
+    if not isinstance(uri, str) or not uri:
+        raise InvalidParams("the document must be given by its URI (a non-empty string)")
+    if not isinstance(line, int) or isinstance(line, bool) or line < 0:
+        raise InvalidParams("'line' must be a whole number from 0 (LSP lines are 0-based)")
+    return SimilarParams(
+        uri, line, _k(options, DEFAULT_SIMILAR_K), _filters(options.get("filters"))
+    )
+
+
+def similar_params(raw: object) -> SimilarParams:
+    """The params of a ``codesearch/similar`` request (a text document position, plus k)."""
+    shape = "params must be an object: {textDocument: {uri}, position: {line, character}, k?}"
+    if not isinstance(raw, Mapping):
+        raise InvalidParams(shape)
+    document, position = raw.get("textDocument"), raw.get("position")
+    if not isinstance(document, Mapping) or not isinstance(position, Mapping):
+        raise InvalidParams(shape)
+    return _similar(document.get("uri"), position.get("line"), raw)
+
+
+def similar_arguments(args: Sequence[Any]) -> SimilarParams:
+    """The arguments of the ``codesearch.similar`` command: ``[uri, line, {k?, filters?}?]``."""
+    if not 2 <= len(args) <= 3:
+        raise InvalidParams("arguments must be [uri, line, {k?, filters?}?] (line 0-based)")
+    options = args[2] if len(args) == 3 and args[2] is not None else {}
+    if not isinstance(options, Mapping):
+        raise InvalidParams("the third argument must be an object: {k?, filters?}")
+    return _similar(args[0], args[1], options)
 
 
 def reindex_arguments(args: Sequence[Any]) -> str | None:

@@ -5,9 +5,12 @@ the workspace folders with the daemon (starting it when needed), forwards saves 
 hints, and answers:
 
 - ``codesearch/search`` ``{query, k?, filters?, folder?}`` -> ``{query, results, notices}``
+- ``codesearch/similar`` ``{textDocument: {uri}, position: {line}, k?, filters?}`` ->
+  ``{source, results, notices}``: code like the chunk at the cursor
 - ``workspace/executeCommand``: ``codesearch.search`` ``[query, {k?, filters?, folder?}?]``
-  (same answer), ``codesearch.reindex`` ``[folderUri?]`` -> ``{roots}``, ``codesearch.status``
-  -> the daemon's status object (plus an ``lsp`` entry about this server)
+  (same answer), ``codesearch.similar`` ``[uri, line, {k?, filters?}?]`` (same answer as
+  ``codesearch/similar``), ``codesearch.reindex`` ``[folderUri?]`` -> ``{roots}``,
+  ``codesearch.status`` -> the daemon's status object (plus an ``lsp`` entry about this server)
 - ``workspace/symbol`` from the same semantic search.
 
 Run it as ``codesearch-lsp`` or ``python -m lsp`` (stdio; ``--stdio`` is accepted).
@@ -39,10 +42,13 @@ from lsp.link import Link
 from lsp.params import (
     InvalidParams,
     SearchParams,
+    SimilarParams,
     no_arguments,
     reindex_arguments,
     search_arguments,
     search_params,
+    similar_arguments,
+    similar_params,
 )
 from lsp.protocol import Protocol, converter
 
@@ -50,9 +56,13 @@ log = logging.getLogger("codesearch.lsp")
 
 SEARCH_REQUEST = "codesearch/search"
 SEARCH_COMMAND = "codesearch.search"
+SIMILAR_REQUEST = "codesearch/similar"
+SIMILAR_COMMAND = "codesearch.similar"
 REINDEX_COMMAND = "codesearch.reindex"
 STATUS_COMMAND = "codesearch.status"
 WORKSPACE_SYMBOL_K = 50
+# what a codesearch/similar answer says about its source chunk
+SOURCE_KEYS = ("uri", "range", "path", "root", "name", "kind", "start_line", "end_line")
 MAX_FOLLOWERS = 4  # folders whose indexing progress is followed at once (a thread each)
 REQUEST_FAILED = types.LSPErrorCodes.RequestFailed.value
 
@@ -86,7 +96,9 @@ class CodesearchServer(LanguageServer):
             "codesearch": {
                 "search": True,
                 "request": SEARCH_REQUEST,
-                "commands": [SEARCH_COMMAND, REINDEX_COMMAND, STATUS_COMMAND],
+                "similar": True,
+                "requests": [SEARCH_REQUEST, SIMILAR_REQUEST],
+                "commands": [SEARCH_COMMAND, SIMILAR_COMMAND, REINDEX_COMMAND, STATUS_COMMAND],
             }
         }
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -254,6 +266,36 @@ class CodesearchServer(LanguageServer):
         results = await self.link.run(_results, hits, repo, open_docs, self.encoding)
         return results, [str(n) for n in answer.get("notices", [])]
 
+    async def similar(self, params: SimilarParams) -> dict[str, Any]:
+        """The ``codesearch/similar`` answer: the chunk at the position (``source``) and the
+        code most like it, from the repository of the workspace folder holding the document."""
+        path = convert.uri_path(params.uri)
+        if path is None:
+            raise InvalidParams(f"not a local file URI: {params.uri}")
+        folder = self.folders.find(params.uri)
+        if folder is None:
+            raise NotSearchable(f"{path} is not in a workspace folder: open its folder first")
+        await registered(folder, self.register)
+        if folder.root is None:
+            raise NotSearchable(f"cannot search {folder.path}: {folder.error}")
+        request = {
+            "path": str(path),
+            "line": params.line + 1,  # the daemon counts lines from 1
+            "k": params.k,
+            "filters": params.filters,
+            "repo": str(folder.root),
+        }
+        answer = await self.link.call("similar", request)
+        repo = Path(str(answer.get("repo") or folder.root))
+        open_docs = {uri: doc.source for uri, doc in self.workspace.text_documents.items()}
+        records = [answer["source"], *(answer.get("results") or [])]
+        source, *results = await self.link.run(_results, records, repo, open_docs, self.encoding)
+        return {
+            "source": {key: source[key] for key in SOURCE_KEYS},
+            "results": results,
+            "notices": [str(n) for n in answer.get("notices", [])],
+        }
+
     async def hint(self, uris: Sequence[str]) -> None:
         """Tell the daemon these files changed (a save, a watched-file event)."""
         paths = [str(path) for uri in uris if (path := convert.uri_path(uri)) is not None]
@@ -370,6 +412,11 @@ def create_server(link: Link | None = None) -> CodesearchServer:
     async def search_request(ls: CodesearchServer, params: Any) -> dict[str, Any]:
         return await ls.search(search_params(params))
 
+    @server.feature(SIMILAR_REQUEST)
+    @rpc_errors
+    async def similar_request(ls: CodesearchServer, params: Any) -> dict[str, Any]:
+        return await ls.similar(similar_params(params))
+
     @server.feature(types.WORKSPACE_SYMBOL)
     @rpc_errors
     async def workspace_symbol(
@@ -385,6 +432,11 @@ def create_server(link: Link | None = None) -> CodesearchServer:
     @rpc_errors
     async def search_command(ls: CodesearchServer, *args: Any) -> dict[str, Any]:
         return await ls.search(search_arguments(args))
+
+    @server.command(SIMILAR_COMMAND)
+    @rpc_errors
+    async def similar_command(ls: CodesearchServer, *args: Any) -> dict[str, Any]:
+        return await ls.similar(similar_arguments(args))
 
     @server.command(REINDEX_COMMAND)
     @rpc_errors

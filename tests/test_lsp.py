@@ -99,6 +99,7 @@ def test_initialize_answer(home: Path, repo: Path, daemon: Daemon) -> None:
         assert caps["experimental"]["codesearch"]["search"] is True
         assert set(caps["executeCommandProvider"]["commands"]) == {
             "codesearch.search",
+            "codesearch.similar",
             "codesearch.reindex",
             "codesearch.status",
         }

@@ -21,7 +21,7 @@ from mcp_helpers import McpClient
 FIXTURES = Path(__file__).parent / "fixtures"
 SCHEMA = json.loads((Path(__file__).parent.parent / "docs/search-result.schema.json").read_text())
 HIT_SCHEMA = {"$defs": SCHEMA["$defs"], "$ref": "#/$defs/hit"}
-TOOLS = {"search_code", "index_status", "reindex", "list_repos"}
+TOOLS = {"search_code", "find_similar", "index_status", "reindex", "list_repos"}
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +67,9 @@ def test_the_tools_and_their_input_schemas(mcp: McpClient) -> None:
     assert "function" in kinds and "method" in kinds
     assert "grep" in (search.description or "")  # when to use grep instead
     assert search.output_schema is not None
+    similar = tools["find_similar"].input_schema
+    assert set(similar["properties"]) == {"path", "line", "k", "repo"}
+    assert similar["required"] == ["path", "line"] and similar["properties"]["line"]["minimum"] == 1
     assert set(tools["index_status"].input_schema["properties"]) == {"repo"}
     assert set(tools["reindex"].input_schema["properties"]) == {"path"}
     assert tools["list_repos"].input_schema.get("properties", {}) == {}
@@ -163,6 +166,7 @@ def test_paths_outside_the_registered_repositories_are_refused(mcp: McpClient, r
     assert outside in error_text(mcp, "index_status", repo="/etc")
     for path in ("/etc/passwd", "../", "../../secrets.txt"):
         assert outside in error_text(mcp, "reindex", path=path)
+        assert outside in error_text(mcp, "find_similar", path=path, line=1)
     (repo / "escape").symlink_to("/etc")  # a symlink inside that leads out is outside too
     try:
         assert outside in error_text(mcp, "reindex", path="escape/passwd")

@@ -37,6 +37,9 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # a request or response line larger than t
 METHODS = (
     "ping",  # -> {pid, version, schema, started}
     "search",  # {queries, k, filters, repo | cwd, model?} -> {repo, results, notices}
+    # {path, line, k, filters?, repo | cwd, model?} -> {repo, source, results, notices}:
+    # the chunks most like the one at path:line (path relative to the repo root, or absolute)
+    "similar",
     "add",  # {path, wait?} -> {root, added}; with wait: progress events until idle
     "remove",  # {path} -> {root, removed}
     "repos",  # -> {repos: [...]}

@@ -108,6 +108,20 @@ class Dispatcher:
         results, notices = self.service.search(root, queries, options, _opt_str(params, "model"))
         return {"repo": str(root), "results": results, "notices": notices}
 
+    def do_similar(self, params: dict[str, Any], emit: Any) -> dict[str, Any]:
+        path = _opt_str(params, "path")
+        if not path:
+            raise BadInput("'path' is required: the file of the code to find more like")
+        line = params.get("line")
+        if not isinstance(line, int) or isinstance(line, bool) or line < 1:
+            raise BadInput("'line' must be a whole number from 1 (lines are 1-based)")
+        options = _search_options(params)
+        root = self.service.resolve(_opt_str(params, "repo"), _opt_str(params, "cwd"))
+        source, results, notices = self.service.similar(
+            root, path, line, options, _opt_str(params, "model")
+        )
+        return {"repo": str(root), "source": source, "results": results, "notices": notices}
+
     def do_add(self, params: dict[str, Any], emit: Any) -> dict[str, Any]:
         path = _opt_str(params, "path")
         if not path:

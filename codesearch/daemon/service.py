@@ -42,6 +42,7 @@ from codesearch.engine import META_MODEL_SPEC, RepoSearch, locate_repo, prepare_
 from codesearch.index import Indexer, Progress
 from codesearch.paths import resolve_root
 from codesearch.search import SearchOptions
+from codesearch.similar import source_json
 from codesearch.store import Store
 from codesearch.types import (
     BadInput,
@@ -293,6 +294,35 @@ class Service:
         model: str | None,
     ) -> tuple[list[list[dict[str, Any]]], list[str]]:
         notices: list[str] = []
+        repo = self._queried(root, notices)
+        with self.gate, repo.read_lock:
+            reader = self._reader(repo, model)
+            hits = reader.search_many(queries, options)
+            outage = reader.searcher.outage
+        if outage:
+            notices.append(f"{outage}: these results match keywords only")
+        self._index_notices(repo, notices)
+        return [[h.to_json() for h in one] for one in hits], notices
+
+    def similar(
+        self,
+        root: Path,
+        path: str,
+        line: int,
+        options: SearchOptions,
+        model: str | None,
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
+        """The chunk at ``path:line`` and the chunks most like it (codesearch.similar)."""
+        notices: list[str] = []
+        repo = self._queried(root, notices)
+        with self.gate, repo.read_lock:
+            source, hits = self._reader(repo, model).similar(path, line, options)
+        self._index_notices(repo, notices)
+        return source_json(source), [h.to_json() for h in hits], notices
+
+    def _queried(self, root: Path, notices: list[str]) -> Repo:
+        """The repository a query is about (registered now if it has an index but was not),
+        with small pending changes landed first."""
         with self._lock:
             repo = self.repos.get(root)
         if repo is None:
@@ -305,22 +335,19 @@ class Service:
         if repo.pending and WHOLE_REPO not in repo.pending and repo.last_update is not None:
             # a save just before the question: answer about the code as it is now
             self.wait(root, FRESH_WAIT_S)
-        with self.gate, repo.read_lock:
-            reader = self._reader(repo, model)
-            hits = reader.search_many(queries, options)
-            outage = reader.searcher.outage
-        if outage:
-            notices.append(f"{outage}: these results match keywords only")
+        return repo
+
+    def _index_notices(self, repo: Repo, notices: list[str]) -> None:
+        """What a query's answer says about the index: an update running, a rebuild done."""
         with self._lock:
             p = repo.progress
             if repo.state == "indexing" and p is not None and p.files_total > p.files_done:
                 # only when files are really being re-indexed (not a catch-up that finds none)
                 left = p.files_total - p.files_done
-                notices.append(f"the index of {root} is being updated: {left} files left")
+                notices.append(f"the index of {repo.root} is being updated: {left} files left")
             if repo.notice and not repo.notice_shown:  # once here; always in the status
                 notices.append(repo.notice)
                 repo.notice_shown = True
-        return [[h.to_json() for h in one] for one in hits], notices
 
     def _reader(self, repo: Repo, model: str | None) -> RepoSearch:
         with self._readers:  # one model load at a time

@@ -77,6 +77,30 @@ class MultiVectorEmbedder(Protocol):
 
 
 @runtime_checkable
+class LateChunkingEmbedder(Protocol):
+    """A long-context backend that encodes a whole file once and gives each chunk the mean of
+    its own tokens' states from that encoding, L2-normalised (late chunking: jina-v4).
+
+    ``late_chunking_id`` names what these vectors depend on beyond the model and the task (the
+    backend's windowing of long files); the index keys late vectors by it.
+    """
+
+    late_chunking_id: str
+
+    def embed_late_files(
+        self, files: Sequence[tuple[str, Sequence[tuple[int, int]]]], *, task: str | None = None
+    ) -> list[np.ndarray]:
+        """Per (file text, character spans [begin, end)) pair an (n_spans, dim) float32 array,
+        rows L2-normalised, in the space of ``embed_documents`` for ``task``."""
+        ...
+
+
+def supports_late_chunking(embedder: Any) -> bool:
+    """True when ``embedder`` can late-chunk (MiniLM, the remote backend and the fake cannot)."""
+    return callable(getattr(embedder, "embed_late_files", None))
+
+
+@runtime_checkable
 class ImageEmbedder(Protocol):
     """A backend that embeds pictures into the space of its text vectors (jina-v4).
 

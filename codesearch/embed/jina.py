@@ -4,8 +4,9 @@
 jina_load.py for the loader's modules: the files, the config, the key remap, the adapters).
 The embedder implements the Embedder protocol (single vectors, task "code" by default) and
 adds ``task=`` on every call, Matryoshka truncation, multi-vector output for late interaction
-and ``maxsim``, and ``embed_images`` (the ImageEmbedder protocol: images into the text vectors'
-space; see jina_vision.py).
+and ``maxsim``, ``embed_images`` (the ImageEmbedder protocol: images into the text vectors'
+space; see jina_vision.py) and ``embed_late_files`` (the LateChunkingEmbedder protocol: chunk
+vectors pooled from one encoding of their whole file; see jina_late.py).
 
 Encoding (JINA_V4.md): "Query: " / "Passage: " + text (text-matching: "Query: " on both sides),
 last hidden state, mean over the attention mask, L2; Matryoshka keeps the first ``dim`` values
@@ -47,6 +48,7 @@ from codesearch.embed.jina_files import (
     resolve_source,
     unavailable,
 )
+from codesearch.embed.jina_late import DEFAULT_LATE_OVERLAP, DEFAULT_LATE_WINDOW, encode_late
 from codesearch.embed.jina_random import build_random
 from codesearch.embed.jina_vision import (
     DEFAULT_IMAGE_BATCH_PIXELS,
@@ -233,6 +235,9 @@ class JinaV4Embedder:
             else configured_max_pixels(preprocessor_config)
         )
         self.image_batch_pixels = max(1, int(image_batch_pixels))
+        # late chunking (jina_late.py): files up to this many tokens are encoded whole
+        self.late_window_tokens = DEFAULT_LATE_WINDOW
+        self.late_overlap_tokens = DEFAULT_LATE_OVERLAP
         self._lock = threading.RLock()
         # shared with with_dim() views: the active adapter, the image pipeline once made
         self._shared: dict[str, Any] = {"active": "", "vision": None}
@@ -272,6 +277,36 @@ class JinaV4Embedder:
         view.dim = dim
         view.model_id = self.model_id.rsplit(":d", 1)[0] + f":d{dim}"
         return view
+
+    def with_late_window(self, window: int, overlap: int | None = None) -> JinaV4Embedder:
+        """The same loaded model late-chunking with windows of ``window`` tokens overlapping
+        by ``overlap`` (default: a quarter of the window): no second copy."""
+        window = max(2, min(int(window), MODEL_MAX_TOKENS - max(self._prefix_tokens.values())))
+        overlap = window // 4 if overlap is None else min(max(0, int(overlap)), window - 1)
+        view = copy.copy(self)
+        view.late_window_tokens, view.late_overlap_tokens = window, overlap
+        return view
+
+    # -- late chunking (the LateChunkingEmbedder protocol; see jina_late.py) ---------------
+
+    @property
+    def late_chunking_id(self) -> str:
+        """What late vectors depend on beyond the model and the task: the windowing."""
+        return f"late-w{self.late_window_tokens}-o{self.late_overlap_tokens}"
+
+    def embed_late_files(
+        self, files: Sequence[tuple[str, Sequence[tuple[int, int]]]], *, task: str | None = None
+    ) -> list[np.ndarray]:
+        """Per (text, character spans) pair an (n_spans, dim) float32 array, rows
+        L2-normalised: each span's mean token state from one encoding of its whole file
+        ("Passage: " + text; windows for files over ``late_window_tokens``)."""
+        return encode_late(self, files, task)
+
+    def embed_late(
+        self, text: str, spans: Sequence[tuple[int, int]], *, task: str | None = None
+    ) -> np.ndarray:
+        """(n_spans, dim): :meth:`embed_late_files` for one file."""
+        return encode_late(self, [(text, spans)], task)[0]
 
     def _check_task(self, task: str) -> None:
         if task not in self.tasks:

@@ -167,13 +167,27 @@ class Store(StoreReads):
             self._set_meta(key, value)
 
     @_guarded
-    def configure(self, *, model_id: str, dim: int, chunker_version: str) -> bool:
-        """Record the model, dimension and chunker; wipe what they invalidate. True if wiped."""
+    def configure(
+        self, *, model_id: str, dim: int, chunker_version: str, late_chunking: bool = False
+    ) -> bool:
+        """Record the model, dimension, chunker and chunking mode; wipe what they invalidate.
+        True if wiped.
+
+        ``late_chunking`` (recorded as meta ``late_chunking``, "0" when absent: indexes from
+        before the option) changes every file's vectors: a change forgets the files and chunks.
+        The vectors stay (orphans, pruned as usual): late vectors have keys of their own
+        (``index.late_vector_key``), so no vector of one mode is ever used by the other.
+        """
         if dim <= 0:
             raise ValueError(f"dimension must be positive, got {dim}")
+        mode = "1" if late_chunking else "0"
         with self._write():
             old_model, old_dim = self._meta("model_id"), self._meta("dim")
             old_chunker = self._meta("chunker_version")
+            recorded = self._meta("late_chunking")
+            old_mode = recorded or "0"
+            if recorded != mode:
+                self._set_meta("late_chunking", mode)
             first = old_model is None or old_dim is None
             if first or old_model != model_id or int(old_dim or 0) != dim:
                 self._clear_chunks()
@@ -187,7 +201,7 @@ class Store(StoreReads):
                 self._set_meta("dim", str(int(dim)))
                 self._set_meta("chunker_version", chunker_version)
                 return not first
-            if old_chunker != chunker_version:
+            if old_chunker != chunker_version or old_mode != mode:
                 self._clear_chunks()  # vectors stay: re-chunked text with the same hash reuses them
                 self._set_meta("chunker_version", chunker_version)
                 return True
@@ -239,13 +253,16 @@ class Store(StoreReads):
         vectors: Mapping[str, np.ndarray],
         tasks: Sequence[str] | None = None,
         refs: Sequence[ImageRef] = (),
+        keys: Sequence[str] | None = None,
     ) -> None:
         """Replace the file's chunks (and FTS rows) in one transaction; store new vectors.
 
         ``tasks``: the task each chunk was embedded for (default: "" for all). ``vectors`` maps
         vector keys (``chunk.vector_key(task)``; the content hash for task "") to vectors; only
         keys the store does not hold yet are needed. ``refs``: the pictures this file (a
-        document) references, replacing the ones recorded for it.
+        document) references, replacing the ones recorded for it. ``keys``: each chunk's vector
+        key when it is not ``chunk.vector_key(task)`` (late chunking); it must start with the
+        task like every key.
         """
         for ref in refs:
             if ref.doc_path != state.path:
@@ -257,8 +274,14 @@ class Store(StoreReads):
             tasks = [""] * len(chunks)
         elif len(tasks) != len(chunks):
             raise ValueError(f"{len(tasks)} tasks given for {len(chunks)} chunks")
+        if keys is not None and len(keys) != len(chunks):
+            raise ValueError(f"{len(keys)} vector keys given for {len(chunks)} chunks")
         dim = self._dim()
-        chash = [chunk.vector_key(task) for chunk, task in zip(chunks, tasks, strict=True)]
+        chash = (
+            list(keys)
+            if keys is not None
+            else [chunk.vector_key(task) for chunk, task in zip(chunks, tasks, strict=True)]
+        )
         task_of = dict(zip(chash, tasks, strict=True))
         hashes = list(task_of)
         conn = self._conn

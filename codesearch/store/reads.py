@@ -73,6 +73,26 @@ class StoreReads(StoreBase):
         sql = f"SELECT {CHUNK_COLUMNS} FROM chunks {where} ORDER BY path, start_line, id"
         return [StoredChunk(row[0], _chunk_row(row[1:])) for row in self._conn.execute(sql, params)]
 
+    @_guarded
+    def chunk_vectors(self, ids: Sequence[int]) -> dict[int, tuple[np.ndarray, str]]:
+        """Each chunk's stored vector (float32, as embedded) and the task it was embedded for
+        ("" for a backend without tasks); chunks without a vector row are left out."""
+        found: dict[int, tuple[np.ndarray, str]] = {}
+        with self._read():
+            for batch in _batches(list(dict.fromkeys(ids))):
+                sql = (
+                    "SELECT c.id, c.vector_id, v.task FROM chunks c "
+                    f"JOIN vectors v ON v.id = c.vector_id WHERE c.id IN ({_marks(len(batch))})"
+                )
+                for cid, vid, task in self._conn.execute(sql, list(batch)).fetchall():
+                    row = self._conn.execute(
+                        f"SELECT embedding FROM {VEC_TABLE} WHERE rowid = ?", (vid,)
+                    ).fetchone()
+                    if row is not None:
+                        vector = np.frombuffer(row[0], dtype=np.float32).copy()
+                        found[int(cid)] = (vector, str(task))
+        return found
+
     # -- pictures ----------------------------------------------------------------------------
 
     @_guarded
