@@ -106,6 +106,16 @@ def _output_flags(p: argparse.ArgumentParser, json_help: str, jsonl_help: str) -
     )
 
 
+def _engine_flags(p: argparse.ArgumentParser) -> None:
+    """Which model answers, and where (search, similar)."""
+    p.add_argument("--model", help="refuse to search if the index was built with another model")
+    p.add_argument(
+        "--no-daemon",
+        action="store_true",
+        help="search in this process, without the background daemon",
+    )
+
+
 def _filter_flags(p: argparse.ArgumentParser) -> None:
     """--lang / --path / --kind (search and similar)."""
     p.add_argument(
@@ -178,12 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="read one query per line from FILE ('-' = stdin); JSON Lines out",
     )
     _filter_flags(p)
-    p.add_argument("--model", help="refuse to search if the index was built with another model")
-    p.add_argument(
-        "--no-daemon",
-        action="store_true",
-        help="search in this process, without the background daemon",
-    )
+    _engine_flags(p)
     p.add_argument(
         "--rerank",
         type=int,
@@ -215,12 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
         jsonl_help="print one JSON line per result: its source, rank and fields",
     )
     _filter_flags(p)
-    p.add_argument("--model", help="refuse to search if the index was built with another model")
-    p.add_argument(
-        "--no-daemon",
-        action="store_true",
-        help="search in this process, without the background daemon",
-    )
+    _engine_flags(p)
     p.set_defaults(batch=None, snippet_lines=None)
 
     p = sub.add_parser("status", help="the daemon, and what is indexed: model, size, freshness")
