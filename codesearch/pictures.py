@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from codesearch.config import Settings
+from codesearch.embed.base import PICTURE_TASK
 from codesearch.media.context import context_text
 from codesearch.media.formats import is_visual
 from codesearch.media.load import MediaLimits, Visual, inspect, render, visual_text
@@ -27,13 +28,10 @@ from codesearch.types import Chunk, ImageRef, Media, Skip
 IMAGE_LANGUAGE = "image"
 PDF_LANGUAGE = "pdf"
 DEFAULT_MAX_PIXELS = 602_112  # jina-v4's image processor cap, when the backend names none
-# The adapter pictures are embedded with on a multimodal backend with tasks (jina-v4): its
-# retrieval adapter is the one trained for text-to-image search; questions meet picture
-# vectors with that task's query embedding.
-PICTURE_TASK = "retrieval"
 READ_BLOCK = 1 << 20
 
 __all__ = [
+    "PICTURE_TASK",
     "describe",
     "document_refs",
     "file_digest",

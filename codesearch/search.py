@@ -32,14 +32,10 @@ import numpy as np
 
 from codesearch.chunk.pieces import PART_MARKER
 from codesearch.embed import Embedder
-from codesearch.embed.base import document_task, embedder_tasks
+from codesearch.embed.base import PICTURE_TASK, document_task, embedder_tasks
 from codesearch.embed.remote import RemoteUnavailable
 from codesearch.store import Store, StoredChunk
 from codesearch.types import IMAGE_TASK, BadInput, Chunk, Filters, Hit
-
-# Questions meet picture vectors (task IMAGE_TASK) with this task's query embedding: the
-# adapter pictures are embedded with (see codesearch.pictures.PICTURE_TASK).
-PICTURE_QUERY_TASK = "retrieval"
 
 SNIPPET_LINES = 12
 log = logging.getLogger(__name__)
@@ -132,14 +128,14 @@ class Searcher:
         present = [
             t
             for t in self.store.tasks()
-            if t == "" or t in tasks or (t == IMAGE_TASK and PICTURE_QUERY_TASK in tasks)
+            if t == "" or t in tasks or (t == IMAGE_TASK and PICTURE_TASK in tasks)
         ]
         return present if present and present != [""] else None
 
     def _embed_queries(self, texts: Sequence[str], task: str) -> np.ndarray:
         # task "": vectors from before task routing, embedded with the backend's default task
         if task == IMAGE_TASK:
-            task = PICTURE_QUERY_TASK
+            task = PICTURE_TASK
         return self.embedder.embed_queries(texts, task=task or None)  # type: ignore[call-arg]
 
     def _dense(

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 # Task routing (backends with task adapters, like jina-v4): prose chunks are embedded for
 # retrieval, everything else as code. The question side uses the same task names.
 CODE_TASK = "code"
+# Pictures embedded from their pixels (task IMAGE_TASK) go through this adapter, the one
+# trained for text-to-image search; questions meet picture vectors with its query embedding.
+PICTURE_TASK = "retrieval"
 PROSE_TASK = "retrieval"
 PROSE_LANGUAGES = frozenset({"markdown", "rst", "text"})
 
