@@ -73,6 +73,23 @@ local function main()
   end
 
   local result = {{ method = ask({q1}), note = ask({q2}) }}
+  -- :CodeSimilar on the line of the method's name (the cursor in that buffer)
+  vim.cmd('cclose')
+  vim.cmd('edit shapes/geometry.py')
+  vim.api.nvim_win_set_cursor(0, {{ {similar_line}, 4 }})
+  vim.cmd('CodeSimilar')
+  local like = 'CodeSearch: like shapes/geometry.py:' .. {similar_line}
+  local found = vim.wait(90000, function()
+    local qf = vim.fn.getqflist({{ title = 1, size = 1 }})
+    return qf.title == like and qf.size > 0
+  end, 50)
+  local qf = vim.fn.getqflist({{ title = 1, items = 1 }})
+  local first = qf.items[1] or {{}}
+  result.similar = {{
+    ok = found, title = qf.title, size = #qf.items, text = first.text or '',
+    filename = first.bufnr and vim.fn.fnamemodify(vim.fn.bufname(first.bufnr), ':p') or '',
+    lnum = first.lnum or 0,
+  }}
   result.attached = vim.tbl_count(vim.lsp.buf_get_clients(vim.fn.bufnr('shapes/geometry.py')))
   vim.opt.runtimepath:append({fake})
   result.telescope_search = ask({q1})
@@ -124,6 +141,7 @@ def run_neovim(home: Path, repo: Path, tmp_path: Path) -> dict[str, Any]:
             q1=lua(SHOELACE_QUESTION),
             q2=lua(NOTE_QUESTION),
             fake=lua(fake),
+            similar_line=line_of(GEOMETRY, "def shoelace_area"),
         ),
         encoding="utf-8",
     )
@@ -168,6 +186,14 @@ def test_codesearch_fills_and_opens_the_quickfix_list(
     # two ideographic spaces: UTF-16 character 2 is byte 6, so quickfix column 7
     assert (first["lnum"], first["col"]) == (1, 7)
     assert first["text"].startswith("window ")
+
+    # :CodeSimilar: code like the method under the cursor, never the method itself
+    similar = result["similar"]
+    assert similar["ok"], result["messages"]
+    assert similar["size"] > 0
+    shoelace = (str(repo / "shapes" / "geometry.py"), line_of(GEOMETRY, "def shoelace_area"))
+    assert (similar["filename"], similar["lnum"]) != shoelace
+    assert "Polygon.shoelace_area" not in similar["text"]
 
     telescope = result["telescope"]
     assert telescope["found"] and telescope["title"] == f"CodeSearch: {SHOELACE_QUESTION}"

@@ -241,6 +241,36 @@ function M.search(question, opts)
   end)
 end
 
+-- Code like the chunk under the cursor (codesearch/similar): duplicates, other
+-- implementations, its tests; opts: { k, filters }.
+function M.similar(opts)
+  opts = opts or {}
+  local bufnr = vim.api.nvim_get_current_buf()
+  local name = file_buffer(bufnr)
+  if not name then
+    notify('CodeSimilar works on a file buffer', vim.log.levels.ERROR)
+    return
+  end
+  local id = M.client_for(M.root_for(name), bufnr)
+  if not id then
+    return
+  end
+  local row = vim.api.nvim_win_get_cursor(0)[1]
+  local title = 'like ' .. vim.fn.fnamemodify(name, ':.') .. ':' .. row
+  when_ready(id, function(client)
+    local params = vim.lsp.util.make_position_params()
+    params.k = opts.k or M.config.k
+    params.filters = opts.filters
+    client.request('codesearch/similar', params, function(err, answer)
+      if err then
+        notify(err.message or vim.inspect(err), vim.log.levels.ERROR)
+        return
+      end
+      M.show(title, answer or {}, client.offset_encoding or 'utf-16')
+    end, bufnr)
+  end)
+end
+
 local function command(name, args)
   local bufnr = vim.api.nvim_get_current_buf()
   local file = file_buffer(bufnr)
@@ -279,6 +309,9 @@ function M.setup(opts)
   vim.api.nvim_create_user_command('CodeSearch', function(c)
     M.search(c.args)
   end, { nargs = '+', desc = 'codesearch: semantic search of this workspace' })
+  vim.api.nvim_create_user_command('CodeSimilar', function()
+    M.similar()
+  end, { desc = 'codesearch: code like the function under the cursor' })
   vim.api.nvim_create_user_command('CodeSearchReindex', M.reindex, { desc = 'codesearch: re-index' })
   vim.api.nvim_create_user_command('CodeSearchStatus', M.status, { desc = 'codesearch: status' })
   local group = vim.api.nvim_create_augroup('codesearch', { clear = true })
