@@ -3,7 +3,7 @@ that keeps every index fresh, and the query side that never waits for it.
 
 - Events are debounced per repository: a batch is taken when no event came for ``QUIET_S``,
   or ``MAX_DELAY_S`` after its first event (longer for a burst of many paths, see
-  :meth:`Repo.due_at`), so a ``git checkout`` of thousands of files is one
+  :meth:`Repo.due_at` in repo_state.py), so a ``git checkout`` of thousands of files is one
   scoped update, not thousands. Pending work is a set of scopes (paths), capped at
   ``MAX_PENDING_SCOPES`` (beyond that: one whole-repository reconcile), so the queue is bounded.
 - One writer (the worker thread) per daemon; every query reads through its own connection
@@ -24,7 +24,6 @@ import os
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +32,13 @@ from codesearch.config import Settings
 from codesearch.daemon import registry
 from codesearch.daemon.facts import embedder_facts, index_facts, rss_bytes
 from codesearch.daemon.protocol import SCHEMA_VERSION
+from codesearch.daemon.repo_state import Repo
 from codesearch.daemon.runtime import Runtime
-from codesearch.daemon.watcher import WHOLE_REPO, RepoWatcher, SkipPrefixes
-from codesearch.embed import Embedder
+from codesearch.daemon.watcher import WHOLE_REPO, RepoWatcher
 from codesearch.embed.remote import RemoteUnavailable
 from codesearch.embed.remote_load import served_dim_conflict
 from codesearch.engine import META_MODEL_SPEC, RepoSearch, locate_repo, prepare_writer
-from codesearch.index import Indexer, Progress
+from codesearch.index import Indexer
 from codesearch.paths import resolve_root
 from codesearch.search import SearchOptions
 from codesearch.similar import source_json
@@ -49,16 +48,11 @@ from codesearch.types import (
     CodesearchError,
     IndexCorrupt,
     IndexMissing,
-    IndexStats,
     ModelMismatch,
 )
 
 log = logging.getLogger("codesearch.daemon")
 
-QUIET_S = 0.1  # a batch is taken once events stop for this long ...
-MAX_DELAY_S = 2.0  # ... or this long after its first event, whichever comes first;
-BURST_PATHS = 16  # with more paths pending than this (a checkout, a build, a bulk edit)
-BURST_QUIET_S, BURST_MAX_DELAY_S = 0.5, 10.0  # wait for the burst to end, within reason
 MAX_PENDING_SCOPES = 2000  # more pending paths than this: reconcile the whole repository
 RESCAN_S = 60.0  # a repository without a watcher (watch limit, gone) is rescanned this often
 FRESH_WAIT_S = 1.0  # a query waits this long at most for small pending changes to land
@@ -92,50 +86,6 @@ class QueryGate:
     def wait_idle(self, timeout: float = YIELD_MAX_S) -> None:
         with self._cond:
             self._cond.wait_for(lambda: self._active == 0, timeout=timeout)
-
-
-@dataclass
-class Repo:
-    """What the daemon knows about one registered repository (guarded by Service._lock)."""
-
-    root: Path
-    index_path: Path
-    skip: SkipPrefixes = field(default_factory=SkipPrefixes)
-    pending: set[str] = field(default_factory=set)
-    rebuild: bool = False
-    first_event: float = 0.0
-    last_event: float = 0.0
-    state: str = "queued"  # queued | indexing | idle | missing | error | paused | removed
-    error: str = ""
-    notice: str = ""  # e.g. "the index was corrupt and was rebuilt"
-    notice_shown: bool = False
-    watcher: RepoWatcher | None = None
-    watch_error: str = ""
-    next_rescan: float = 0.0
-    last_update: float | None = None  # wall clock of the last finished update
-    last_stats: IndexStats | None = None
-    updates: int = 0  # index runs (batches) since the daemon started
-    failures: int = 0  # failed updates in a row (retries back off)
-    paused: bool = False  # the last update stopped because the embedding server is down
-    progress: Progress | None = None
-    writer: Store | None = None
-    embedder: Embedder | None = None
-    reader: RepoSearch | None = None
-    checked: bool = False  # integrity checked since the daemon started
-    read_lock: threading.Lock = field(default_factory=threading.Lock)
-    reader_id: tuple[int, int] | None = None  # (device, inode) of the file each store opened
-    writer_id: tuple[int, int] | None = None
-
-    def due_at(self) -> float:
-        """When the pending batch is to be taken (monotonic clock)."""
-        burst = len(self.pending) > BURST_PATHS or WHOLE_REPO in self.pending
-        quiet, longest = (BURST_QUIET_S, BURST_MAX_DELAY_S) if burst else (QUIET_S, MAX_DELAY_S)
-        return min(self.last_event + quiet, self.first_event + longest)
-
-    def busy(self) -> bool:
-        if self.state in ("error", "paused"):  # retrying later: not "busy" for anyone waiting
-            return False
-        return bool(self.pending) or self.rebuild or self.state in ("queued", "indexing")
 
 
 class Service:
