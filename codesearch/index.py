@@ -263,7 +263,9 @@ class Indexer:
             self._files_touched += 1
             return None, None
         refs = pictures.document_refs(source.path, text)
-        before = set(self.store.refs_from(source.path)) if old is not None else set()
+        # only a document (by its extension) can have recorded references: no query otherwise
+        known = old is not None and pictures.is_document(source.path)
+        before = set(self.store.refs_from(source.path)) if known else set()
         if before != set(refs):
             self._redescribe.update(ref.target for ref in before.symmetric_difference(refs))
         chunks = prepare_chunks(source.path, text, self.embedder)
