@@ -2,8 +2,10 @@
 
 codesearch "where is the retry backoff computed"      # search the repo holding the cwd
 codesearch index [PATH]                               # index or update a repository
-codesearch search QUERY --repo PATH [-k N] [--json|--jsonl|--files-only] [--batch FILE]
-           [--context N] [--max-lines N]                 # agent-friendly output
+codesearch search QUERY --repo PATH [-k N] [--json|--jsonl|--files-only|--vimgrep]
+           [--batch FILE] [--context N] [--max-lines N]  # agent-friendly output
+codesearch search QUERY [--path GLOB] [--exclude GLOB] [--no-tests] [--repo-wide]
+codesearch search QUERY --repo A --repo B | --all-repos  # several repositories, one list
 codesearch similar PATH:LINE [-k N] [--json|--jsonl] [--repo PATH]   # code like the one there
 codesearch add PATH / remove PATH / repos             # what the daemon watches
 codesearch daemon start|stop|restart|status|logs|install
@@ -12,7 +14,8 @@ codesearch models                                     # embedding backends usabl
 codesearch embed "TEXT" --query|--passage [--model M] [--task T] [--dim N] [--multivector] [--json]
 codesearch mcp [--repo PATH]                          # the MCP server for coding agents (stdio)
 
-Searches go through the background daemon (started on first use) unless --no-daemon.
+Searches go through the background daemon (started on first use) unless --no-daemon. Run
+from a subfolder of a repository, a search covers that folder (--repo-wide: all of it).
 
 This module: the parser, the dispatch and the commands. What search and similar print is
 cli_output's job; the daemon side (daemon, add, remove, repos, status) is cli_daemon's.
@@ -29,15 +32,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from codesearch import __version__
+from codesearch import __version__, cli_scope
 from codesearch.chunk.languages import LANGUAGES
 from codesearch.cli_output import (
     SNIPPET_LINES,
+    Found,
     _check_output_flags,
     _output_flags,
     _print_results,
     _print_similar,
 )
+from codesearch.cli_scope import filters_from, filters_json
 from codesearch.types import KINDS, BadInput, CodesearchError, Filters, Hit, IndexStats
 
 if TYPE_CHECKING:
@@ -66,6 +71,10 @@ examples:
   codesearch index .                                   index (or update) this repository
   codesearch "where is the retry backoff computed"     ask a question about it
   codesearch search "parse config" --lang python --path 'src/' -k 5
+  codesearch "retry" --path '*.py' --exclude 'tests/' --no-tests   grep-like filters
+  codesearch "retry" --repo-wide                       from a subfolder: the whole repository
+  codesearch "retry" --vimgrep | fzf                   path:line:col:text lines
+  codesearch "open a session" --repo ~/src/app --repo ~/src/lib   several, one list
   codesearch search "open a session" --repo ~/src/app --json
   codesearch --jsonl -C 3 --max-lines 20 "where are tokens refreshed"   for agents
   codesearch --files-only "feature flags"              the files, best first
@@ -96,7 +105,7 @@ def _engine_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _filter_flags(p: argparse.ArgumentParser) -> None:
-    """--lang / --path / --kind (search and similar)."""
+    """--lang / --path / --exclude / --kind / --no-tests (search and similar)."""
     p.add_argument(
         "--lang",
         action="append",
@@ -110,7 +119,20 @@ def _filter_flags(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="GLOB",
-        help="only paths matching GLOB: '*.py', 'src/', 'src/**/test_*.py' (repeatable)",
+        help="only paths matching GLOB, gitignore-style: '*.py', 'src/', 'tests/**/test_*.py', "
+        "'!vendor/' (repeatable: the last match decides; '/': the whole repository)",
+    )
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="leave out paths matching GLOB (repeatable; same syntax as --path)",
+    )
+    p.add_argument(
+        "--no-tests",
+        action="store_true",
+        help="leave out test code (test files by path convention, test-framework markers)",
     )
     p.add_argument(
         "--kind",
@@ -154,7 +176,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="search an indexed repository")
     p.add_argument("query", nargs="*", help="the question (omit with --batch)")
-    p.add_argument("--repo", default=None, help="repository folder (default: the one holding .)")
+    p.add_argument(
+        "--repo",
+        action="append",
+        default=[],
+        help="repository folder (default: the one holding .); repeat it to search several",
+    )
+    p.add_argument(
+        "--all-repos",
+        action="store_true",
+        help="search every repository the daemon watches (`codesearch repos`), one list",
+    )
+    p.add_argument(
+        "--repo-wide",
+        action="store_true",
+        help="from a subfolder: search the whole repository, not just the folder",
+    )
     p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     _output_flags(
         p,
@@ -380,8 +417,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     queries = _read_batch(args.batch) if args.batch else [" ".join(args.query)]
     if not args.batch and not queries[0].strip():
         raise BadInput('empty query: ask a question, e.g. codesearch "where is auth handled"')
+    filters = filters_from(args)
     settings = _settings(args)
-    filters = Filters(tuple(args.lang), tuple(args.path), tuple(args.kind))
+    where = cli_scope.target(args)
     found = None
     if settings.daemon and not args.no_daemon:
         from codesearch import cli_daemon
@@ -390,32 +428,18 @@ def cmd_search(args: argparse.Namespace) -> int:
             "queries": queries,
             "k": args.k,
             "rerank": args.rerank,
-            "filters": {
-                "languages": list(filters.languages),
-                "path_globs": list(filters.path_globs),
-                "kinds": list(filters.kinds),
-            },
-            "repo": str(Path(args.repo).expanduser().absolute()) if args.repo else None,
-            "cwd": str(Path.cwd()),
+            "filters": filters_json(filters),
+            **where.params(),
             "model": args.model,
         }
         if args.max_lines is not None:
             params["snippet_lines"] = args.max_lines
         answer = cli_daemon.search(settings, params)
         if answer is not None:
-            results = [[Hit.from_json(h) for h in one] for one in answer["results"]]
-            found = Path(answer["repo"]), results
+            found = cli_scope.from_daemon(answer, where.multi)
     if found is None:
-        found = _search_here(args, settings, queries, filters)
-    return _print_results(args, queries, *found)
-
-
-def _filters_json(filters: Filters) -> dict[str, list[str]]:
-    return {
-        "languages": list(filters.languages),
-        "path_globs": list(filters.path_globs),
-        "kinds": list(filters.kinds),
-    }
+        found = _search_here(args, settings, queries, filters, where)
+    return _print_results(args, queries, found)
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
@@ -426,8 +450,8 @@ def cmd_similar(args: argparse.Namespace) -> int:
     _check_output_flags(args)
     raw, line = parse_location(args.location)
     path, start = _file_argument(raw, args.repo)
+    filters = filters_from(args)
     settings = _settings(args)
-    filters = Filters(tuple(args.lang), tuple(args.path), tuple(args.kind))
     found = None
     if settings.daemon and not args.no_daemon:
         from codesearch import cli_daemon
@@ -436,7 +460,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
             "path": path,
             "line": line,
             "k": args.k,
-            "filters": _filters_json(filters),
+            "filters": filters_json(filters),
             "repo": str(Path(args.repo).expanduser().absolute()) if args.repo else None,
             "cwd": str(start),
             "model": args.model,
@@ -491,24 +515,19 @@ def _similar_here(
 
 
 def _search_here(
-    args: argparse.Namespace, settings: Settings, queries: list[str], filters: Filters
-) -> tuple[Path, list[list[Hit]]]:
-    from codesearch.engine import RepoSearch, locate_repo
-    from codesearch.paths import resolve_root
+    args: argparse.Namespace,
+    settings: Settings,
+    queries: list[str],
+    filters: Filters,
+    where: cli_scope.Target,
+) -> Found:
+    """The search in this process (--no-daemon, or no daemon could serve)."""
     from codesearch.search import SearchOptions
 
-    root = resolve_root(Path(args.repo)) if args.repo else locate_repo(Path.cwd(), settings)
-    with RepoSearch(root, settings, model=args.model) as repo:
-        options = SearchOptions(k=args.k, filters=filters, rerank=args.rerank)
-        if args.max_lines is not None:
-            options = replace(options, snippet_lines=args.max_lines)
-        results = repo.search_many(queries, options)
-        if repo.searcher.outage:
-            print(
-                f"codesearch: {repo.searcher.outage}: these results match keywords only",
-                file=sys.stderr,
-            )
-        return root, results
+    options = SearchOptions(k=args.k, filters=filters, rerank=args.rerank)
+    if args.max_lines is not None:
+        options = replace(options, snippet_lines=args.max_lines)
+    return cli_scope.search_here(where, settings, queries, options, args.model)
 
 
 def _read_batch(name: str) -> list[str]:

@@ -1,18 +1,55 @@
 """The terminal face's output side for `search` and `similar`: the output flags (--json,
---jsonl, --files-only, --context, --max-lines), which of them go together, and printing what
-comes back as human text, JSON, JSON Lines or file paths. Cheap to import (no torch, no numpy):
-the renderers are imported when results are printed."""
+--jsonl, --files-only, --vimgrep, --context, --max-lines), which of them go together, and
+printing what comes back as human text, JSON, JSON Lines, file paths or vimgrep lines. Cheap to
+import (no torch, no numpy): the renderers are imported when results are printed.
+
+Paths: JSON keeps them relative to the repository root (the contract); what a person reads
+(human output, --files-only, --vimgrep) names them so they open from the current folder."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codesearch.types import BadInput, Hit
 
+if TYPE_CHECKING:
+    from codesearch.snippets import View
+
 SNIPPET_LINES = 6  # snippet lines per result in human output
+CODE_KINDS = ("function", "method", "class", "module")
+_NOT_SIGNATURE = ("#", "//", "/*", "*", "--", ";", "@")  # comments, decorators, attributes
+
+
+@dataclass(frozen=True)
+class Found:
+    """What a search found: per query, best first, each hit with its repository's root."""
+
+    results: list[list[tuple[Path, Hit]]]
+    multi: bool = False  # several repositories were searched: JSON names each hit's repo
+
+    @classmethod
+    def of(cls, root: Path, results: list[list[Hit]]) -> Found:
+        return cls([[(root, hit) for hit in one] for one in results])
+
+
+def display_path(root: Path, path: str, multi: bool = False, cwd: Path | None = None) -> str:
+    """``path`` (relative to ``root``) as a person can open it from ``cwd``: relative to it
+    when the file lies under it or ``cwd`` lies in the repository (like rg: ``../lib/x.py``),
+    else relative to the root (one repository) or absolute (several)."""
+    here = os.path.realpath(cwd or os.getcwd())
+    top = os.path.realpath(root)
+    full = os.path.join(top, path)
+    inside = here == top or here.startswith(top.rstrip(os.sep) + os.sep)
+    under = full.startswith(here.rstrip(os.sep) + os.sep)
+    if under or (inside and not multi):
+        return os.path.relpath(full, here)
+    return full if multi else path
 
 
 def _output_flags(p: argparse.ArgumentParser, json_help: str, jsonl_help: str) -> None:
@@ -29,6 +66,11 @@ def _output_flags(p: argparse.ArgumentParser, json_help: str, jsonl_help: str) -
         "--files-only",
         action="store_true",
         help="print only the files that hold results, best first, one per line",
+    )
+    p.add_argument(
+        "--vimgrep",
+        action="store_true",
+        help="print path:line:col:text, one line per result (fzf, Vim's quickfix)",
     )
     p.add_argument(
         "-C",
@@ -67,41 +109,111 @@ def _check_output_flags(args: argparse.Namespace) -> None:
         clash = next((flag for flag, on in given.items() if on), None)
         if clash is not None:
             raise BadInput(f"--files-only prints file paths only: it does not go with {clash}")
+    if args.vimgrep:
+        given = {
+            "--json": args.json,
+            "--jsonl": args.jsonl,
+            "--files-only": args.files_only,
+            "--context": args.context is not None,
+            "--max-lines": args.max_lines is not None,
+            "--snippet-lines": args.snippet_lines is not None,
+        }
+        clash = next((flag for flag, on in given.items() if on), None)
+        if clash is not None:
+            raise BadInput(f"--vimgrep prints one line per result: it does not go with {clash}")
 
 
-def _print_results(
-    args: argparse.Namespace, queries: list[str], root: Path, results: list[list[Hit]]
-) -> int:
-    from codesearch.render import Style, format_hits, use_color
+def vimgrep_line(path: str, hit: Hit) -> str:
+    """``path:line:col:text`` for a hit: the line of its definition's signature (the first of
+    its snippet that is not blank, a comment or a decorator), the column of its first
+    character, and that line."""
+    if hit.media is not None:  # a picture has no lines
+        return f"{path}:1:1:{hit.kind} {hit.name}".rstrip()
+    lines = hit.snippet.split("\n")
+    code = hit.kind in CODE_KINDS
+    pick = next(
+        (i for i, line in enumerate(lines) if line.strip() and not (code and _skipped(line))),
+        None,
+    )
+    if pick is None:
+        pick = next((i for i, line in enumerate(lines) if line.strip()), 0)
+    text = lines[pick].rstrip() if lines else ""
+    col = len(text) - len(text.lstrip()) + 1
+    return f"{path}:{hit.start_line + pick}:{col}:{text}"
+
+
+def _skipped(line: str) -> bool:
+    return line.lstrip().startswith(_NOT_SIGNATURE)
+
+
+def _views(pairs: list[tuple[Path, Hit]], args: argparse.Namespace) -> list[View]:
+    """The hits' views (capped snippets, context read under each hit's own root), in order."""
     from codesearch.snippets import views
 
+    by_root: dict[Path, list[int]] = {}
+    for i, (root, _) in enumerate(pairs):
+        by_root.setdefault(root, []).append(i)
+    out: list[View | None] = [None] * len(pairs)
+    for root, where in by_root.items():
+        shown = views([pairs[i][1] for i in where], root, args.max_lines, args.context)
+        for i, view in zip(where, shown, strict=True):
+            out[i] = view
+    return [v for v in out if v is not None]
+
+
+def _record(view: View, root: Path, multi: bool) -> dict[str, object]:
+    record = view.to_json()
+    if multi:
+        record["repo"] = str(root)
+    return record
+
+
+def _print_results(args: argparse.Namespace, queries: list[str], found: Found) -> int:
+    from codesearch.render import Style, format_hits, use_color
+
+    multi = found.multi
+    results = found.results
+
+    def shown_path(root: Path, hit: Hit) -> str:
+        return display_path(root, hit.path, multi)
+
     if args.files_only:
-        files = list(dict.fromkeys(h.path for h in results[0]))
+        files = list(dict.fromkeys(shown_path(root, hit) for root, hit in results[0]))
         for path in files:
             print(path)
         return 0 if files else 1
-    shown = [views(hits, root, args.max_lines, args.context) for hits in results]
+    if args.vimgrep:
+        lines = [vimgrep_line(shown_path(r, h), h) for one in results for r, h in one]
+        for line in lines:
+            print(line)
+        return 0 if lines else 1
+    shown = [_views(one, args) for one in results]
+    roots = [[root for root, _ in one] for one in results]
     if args.jsonl:
-        for query, one in zip(queries, shown, strict=True):
-            for rank, view in enumerate(one, 1):
-                print(json.dumps({"query": query, "rank": rank, **view.to_json()}))
+        for query, one, where in zip(queries, shown, roots, strict=True):
+            for rank, (view, root) in enumerate(zip(one, where, strict=True), 1):
+                print(json.dumps({"query": query, "rank": rank, **_record(view, root, multi)}))
         return 0 if args.batch or any(shown) else 1
     if args.batch:
-        for query, one in zip(queries, shown, strict=True):
-            print(json.dumps({"query": query, "results": [v.to_json() for v in one]}))
+        for query, one, where in zip(queries, shown, roots, strict=True):
+            records = [_record(v, r, multi) for v, r in zip(one, where, strict=True)]
+            print(json.dumps({"query": query, "results": records}))
         return 0
-    hits = results[0]
+    pairs = results[0]
     if args.json:
-        out = {"query": queries[0], "results": [v.to_json() for v in shown[0]]}
-        print(json.dumps(out, indent=2))
-    elif hits:
+        records = [_record(v, r, multi) for v, r in zip(shown[0], roots[0], strict=True)]
+        print(json.dumps({"query": queries[0], "results": records}, indent=2))
+    elif pairs:
+        hits = [replace(hit, path=shown_path(root, hit)) for root, hit in pairs]
         lines = args.max_lines if args.max_lines is not None else args.snippet_lines
         context = [(v.before or [], v.after or []) for v in shown[0]] if args.context else None
         style = Style(use_color(sys.stdout))
         print(format_hits(hits, style, SNIPPET_LINES if lines is None else lines, context))
+        if not any(hit.confident for hit in hits):  # below the calibrated bar (search.py)
+            print("all matches are weak: this may not be in the repository", file=sys.stderr)
     else:
         print("no results", file=sys.stderr)
-    return 0 if hits else 1
+    return 0 if pairs else 1
 
 
 def _print_similar(
@@ -116,6 +228,10 @@ def _print_similar(
         for path in files:
             print(path)
         return 0 if files else 1
+    if args.vimgrep:
+        for hit in hits:
+            print(vimgrep_line(hit.path, hit))
+        return 0 if hits else 1
     shown = views(hits, root, args.max_lines, args.context)
     if args.jsonl:
         for rank, view in enumerate(shown, 1):

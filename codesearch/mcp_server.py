@@ -34,6 +34,9 @@ DEFAULT_K = 10
 MAX_K = 50
 DEFAULT_MAX_LINES = 12
 REINDEX_WAIT_S = 60.0
+WEAK_MATCHES = (
+    "All matches are weak: what you describe may not be in this repository (or try other words)."
+)
 
 INSTRUCTIONS = """\
 codesearch answers questions about a local repository's code by meaning: call search_code \
@@ -98,6 +101,10 @@ PathGlob = Annotated[
 Language = Annotated[Literal[LANGUAGES] | None, Field(description="only this language")]  # type: ignore[valid-type]
 Kind = Annotated[Literal[KINDS] | None, Field(description="only this kind of chunk")]  # type: ignore[valid-type]
 Repo = Annotated[str | None, Field(description="a registered repository (default: this one)")]
+IncludeTests = Annotated[
+    bool,
+    Field(strict=True, description="false: leave test code out (test files and test functions)"),
+]
 FilePath = Annotated[
     str, Field(description="the file, relative to the repository root or absolute")
 ]
@@ -117,6 +124,11 @@ class SearchHit(BaseModel):
     score: float
     snippet: str
     truncated_lines: int
+    # the lines that matched best inside start_line..end_line (the whole hit when it all did)
+    match_start: int
+    match_end: int
+    # False: below the calibrated "good match" bar (the answer may not be in the repository)
+    confident: bool = True
     # pictures only (kind image, pdf-page)
     page: int | None = None
     width: int | None = None
@@ -190,6 +202,8 @@ def format_search(out: SearchOutput, filters: str) -> str:
             "filters; for an exact name or string, grep is the better tool."
         )
     lines = [f"{len(out.results)} results in {out.repo} for {out.query!r}{filters}, best first:"]
+    if not any(hit.confident for hit in out.results):
+        lines.append(WEAK_MATCHES)
     lines.extend(_hit_lines(out.results))
     lines.extend(f"note: {n}" for n in out.notices)
     return "\n".join(lines)
@@ -328,6 +342,7 @@ def build_server(agent: Agent) -> MCPServer[Any]:
         kind: Kind = None,
         repo: Repo = None,
         max_lines: MaxLines = DEFAULT_MAX_LINES,
+        include_tests: IncludeTests = True,
     ) -> Annotated[CallToolResult, SearchOutput]:
         with _tool_errors():
             if not query.strip():
@@ -338,6 +353,7 @@ def build_server(agent: Agent) -> MCPServer[Any]:
                 "languages": [language] if language else [],
                 "path_globs": globs,
                 "kinds": [kind] if kind else [],
+                "include_tests": include_tests,
             }
             params = {"queries": [query], "k": k, "filters": filters, "snippet_lines": max_lines}
             answer = agent.search(root, params)
@@ -348,7 +364,11 @@ def build_server(agent: Agent) -> MCPServer[Any]:
                 results=[SearchHit(**v.to_json()) for v in views(hits, root, max_lines)],
                 notices=list(answer.get("notices", [])),
             )
-            said = [f"in {path_glob}" if path_glob else "", f"{language or ''} {kind or ''}"]
+            said = [
+                f"in {path_glob}" if path_glob else "",
+                f"{language or ''} {kind or ''}",
+                "" if include_tests else "no tests",
+            ]
             shown = ", ".join(s.strip() for s in said if s.strip())
             text = format_search(out, f" ({shown})" if shown else "")
             return _result(text, out, exclude_none=True)  # picture fields only for pictures

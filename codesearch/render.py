@@ -13,7 +13,15 @@ from codesearch.types import Hit, IndexStats
 if TYPE_CHECKING:  # the client path must stay light: no numpy, no tree-sitter
     from codesearch.index import Progress
 
-_CODES = {"path": "35", "line": "32", "kind": "36", "name": "1", "dim": "2", "score": "33"}
+_CODES = {
+    "path": "35",
+    "line": "32",
+    "kind": "36",
+    "name": "1",
+    "dim": "2",
+    "score": "33",
+    "match": "1",
+}
 
 
 def use_color(stream: TextIO) -> bool:
@@ -41,7 +49,9 @@ def format_hits(
     context: list[tuple[list[str], list[str]]] | None = None,
 ) -> str:
     """`path:line` first so terminals make it clickable, then kind, name, score, snippet;
-    with ``context`` (lines before and after each hit) those lines too, numbered, dimmed."""
+    with ``context`` (lines before and after each hit) those lines too, numbered, dimmed.
+    The lines that matched best (``Hit.match_range``, when a part of the hit) are marked: a
+    ``>`` in the gutter, and bold when colour is on."""
     out: list[str] = []
     for i, hit in enumerate(hits):
         if hit.media is not None:
@@ -68,8 +78,13 @@ def format_hits(
 
         for offset, line in enumerate(before):
             out.append(f"  {number(first + offset)}  {style('dim', line.rstrip())}")
+        best = _best_lines(hit)
         for offset, line in enumerate(lines):
-            out.append(f"  {number(hit.start_line + offset)}  {line.rstrip()}")
+            n = hit.start_line + offset
+            if best[0] <= n <= best[1]:
+                out.append(f"{style('match', '>')} {number(n)}  {style('match', line.rstrip())}")
+            else:
+                out.append(f"  {number(n)}  {line.rstrip()}")
         if after:
             if hit.start_line + len(lines) <= hit.end_line:  # a gap: the snippet was cut
                 out.append(f"  {style('dim', '...'.rjust(width))}")
@@ -77,6 +92,16 @@ def format_hits(
                 out.append(f"  {number(hit.end_line + 1 + offset)}  {style('dim', line.rstrip())}")
         out.append("")
     return "\n".join(out).rstrip("\n")
+
+
+def _best_lines(hit: Hit) -> tuple[int, int]:
+    """The lines to mark: the best-matching ones when they are a proper part of the hit, else
+    none ((0, -1))."""
+    first, last = hit.match_range
+    whole = (hit.start_line, hit.end_line)
+    if (first, last) == whole or not (whole[0] <= first <= last <= whole[1]):
+        return 0, -1
+    return first, last
 
 
 def _picture(hit: Hit, style: Style, snippet_lines: int) -> list[str]:

@@ -25,7 +25,7 @@ written on every re-index, for a feature that is opt-in and per question reads o
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -34,11 +34,19 @@ from codesearch.chunk.pieces import PART_MARKER
 from codesearch.embed import Embedder
 from codesearch.embed.base import PICTURE_TASK, document_task, embedder_tasks
 from codesearch.embed.remote import RemoteUnavailable
+from codesearch.role_rank import RoleRanker
 from codesearch.store import Store, StoredChunk
 from codesearch.types import IMAGE_TASK, BadInput, Chunk, Filters, Hit
 
 SNIPPET_LINES = 12
 log = logging.getLogger(__name__)
+
+# Best cosine similarity (question vs. nearest chunk) below which no answer is a good match, per
+# model (its id as the index records it). Calibrated by benchmarks/calibrate_confidence.py:
+# hand-written questions asked against another corpus (the answer is absent) vs. their own.
+# MiniLM at 0.40, unstripped trees: 203 of 288 absent-answer pairs flagged, 1 of 54 questions
+# whose answer was in the top 10 (none of the 25 with a right top hit); stripped: 208/288, 1/39.
+CONFIDENT_SIMILARITY: dict[str, float] = {"minilm:all-MiniLM-L6-v2": 0.40}
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,21 @@ class Fusion:
     candidates: int = 100  # how deep each ranker is read before fusion
     # added to chunks that contain the question verbatim (a pasted comment or message)
     phrase_bonus: float = 1.0
+    # Roles (codesearch.roles): a test's fused score is multiplied by test_weight, or by
+    # asked_test_weight when the question asks for tests; a changelog's by changelog_weight
+    # (unless the question is about changes); a type stub (.pyi, .d.ts) whose implementation
+    # is indexed gives its score to the implementation's chunk of the same name, or, without
+    # one, is multiplied by stub_weight.
+    # (0.35: a test whose name says the question verbatim, phrase bonus and all, still
+    # lands below a fair match of the implementation)
+    test_weight: float = 0.35
+    asked_test_weight: float = 1.5
+    changelog_weight: float = 0.35
+    stub_weight: float = 0.5
+    # The "good match" bar: an answer whose best cosine similarity (dense ranking) is below it
+    # is flagged not confident. None: the model's value in CONFIDENT_SIMILARITY (no flag for a
+    # model that has none).
+    confident_similarity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +177,16 @@ class Searcher:
         merged.sort(key=lambda hit: (hit[1], hit[0]))
         return merged[:depth]
 
+    def _confident(self, dense: Sequence[tuple[int, float]]) -> bool:
+        """Whether the answer has a good match: the best cosine similarity of the dense
+        ranking reaches the model's calibrated bar (no bar, or no dense ranking: True)."""
+        bar = self.fusion.confident_similarity
+        if bar is None:
+            bar = CONFIDENT_SIMILARITY.get(self.embedder.model_id)
+        if bar is None or not dense:
+            return True
+        return 1.0 - min(distance for _, distance in dense) >= bar
+
     def _one(
         self, query: str, vectors: Mapping[str | None, np.ndarray], options: SearchOptions
     ) -> list[Hit]:
@@ -175,11 +208,14 @@ class Searcher:
         if f.phrase_bonus:
             for cid in self.store.phrase(query, depth, options.filters):
                 fused[cid] = fused.get(cid, 0.0) + f.phrase_bonus
+        fused = RoleRanker(self.store, self.fusion).weigh(query, fused, options.filters)
+        confident = self._confident(dense)
         ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
         chunks = self.store.chunks([cid for cid, _ in ranked[: depth * 2]])
         if options.rerank > 0:
             ranked = self._rerank(query, ranked, chunks, options.rerank)
-        return self.with_references(collapse(ranked, chunks, options))
+        hits = self.with_references(collapse(ranked, chunks, options, self.store.parts_of))
+        return hits if confident else [replace(h, confident=False) for h in hits]
 
     def with_references(self, hits: list[Hit]) -> list[Hit]:
         """Pictures list the documents that reference them."""
@@ -281,44 +317,85 @@ def fuse_scores(
     return scores
 
 
+PartsReader = Callable[[Sequence[Chunk]], Mapping[tuple[str, int, int], Sequence[Chunk]]]
+
+
 def collapse(
     ranked: Sequence[tuple[int, float]],
-    chunks: dict[int, StoredChunk],
+    chunks: Mapping[int, StoredChunk],
     options: SearchOptions,
+    parts_of: PartsReader | None = None,
 ) -> list[Hit]:
-    """Best chunk per symbol (split definitions show once), then the top k as hits."""
-    hits: list[Hit] = []
+    """Best chunk per symbol (split definitions show once), then the top k as hits.
+
+    A part of a split definition is reported as its definition (``parts_of`` reads the other
+    parts: ``Store.parts_of``), the part's own lines as ``match_start``/``match_end``."""
+    picked: list[tuple[Chunk, float]] = []
     seen: set[tuple[object, ...]] = set()
     for cid, score in ranked:
         stored = chunks.get(cid)
         if stored is None:
             continue
-        c = stored.chunk
-        key = symbol_key(c)
+        key = symbol_key(stored.chunk)
         if key in seen:
             continue
         seen.add(key)
-        hits.append(
-            Hit(
-                path=c.path,
-                start_line=c.start_line,
-                end_line=c.end_line,
-                kind=c.kind,
-                name=c.name,
-                language=c.language,
-                score=score,
-                snippet=snippet(c.text, options.snippet_lines),
-                media=c.media,
-            )
-        )
-        if len(hits) >= options.k:
+        picked.append((stored.chunk, score))
+        if len(picked) >= options.k:
             break
-    return hits
+    wholes = parts_of([c for c, _ in picked]) if parts_of is not None else {}
+    return [
+        to_hit(c, score, options.snippet_lines, wholes.get((c.path, c.def_start, c.def_end)))
+        for c, score in picked
+    ]
+
+
+def to_hit(c: Chunk, score: float, snippet_lines: int, parts: Sequence[Chunk] | None) -> Hit:
+    """One chunk as a hit: a part with its definition's other ``parts`` becomes the whole
+    definition (lines and snippet), the part's lines marked as the match."""
+    start, end, text = c.start_line, c.end_line, c.text
+    match = (0, 0)
+    whole = definition_text(c, parts) if c.is_part and parts else None
+    if whole is not None:
+        start, end = c.definition
+        text = whole
+        match = (c.start_line, c.end_line)
+    return Hit(
+        path=c.path,
+        start_line=start,
+        end_line=end,
+        kind=c.kind,
+        name=c.name,
+        language=c.language,
+        score=score,
+        snippet=snippet(text, snippet_lines),
+        media=c.media,
+        match_start=match[0],
+        match_end=match[1],
+    )
+
+
+def definition_text(c: Chunk, parts: Sequence[Chunk]) -> str | None:
+    """The source of the definition ``c`` is a part of, put together from its parts (blank
+    lines between parts restored); None when the parts do not cover its first line."""
+    start, end = c.definition
+    rows = [""] * (end - start + 1)
+    covered = False
+    for part in parts:
+        for offset, line in enumerate(part.text.split("\n")):
+            row = part.start_line - start + offset
+            if 0 <= row < len(rows):
+                rows[row] = line
+                covered = covered or row == 0
+    return "\n".join(rows) if covered else None
 
 
 def symbol_key(c: Chunk) -> tuple[object, ...]:
-    """Parts of one split definition share a key (their headers differ only in the part
-    marker); everything else, overloads included, keeps its own."""
+    """Parts of one split definition share a key (their definition's lines; in an index from
+    before those were stored, their headers without the part marker); everything else,
+    overloads included, keeps its own."""
+    if c.is_part:
+        return (c.path, c.kind, c.name, "def", c.def_start, c.def_end)
     if c.name and PART_MARKER.search(c.header):
         return (c.path, c.kind, c.name, PART_MARKER.sub("", c.header))
     return (c.path, c.kind, c.name, c.start_line, c.end_line)

@@ -149,7 +149,7 @@ class MoreLikeThis:
         ]
         if matching:
             ranked = self._match(source.chunk, ranked, chunks)
-        hits = collapse(ranked, chunks, options)
+        hits = collapse(ranked, chunks, options, self.store.parts_of)
         return source.chunk, self.searcher.with_references(hits)
 
     def _match(

@@ -75,6 +75,21 @@ class Chunk:
     text: str  # the source lines start_line..end_line (possibly abridged for classes)
     header: str = ""  # short context for the embedder: language, enclosing symbol, signature
     media: Media | None = None  # set for kinds "image" and "pdf-page"; text is then its context
+    # A part of a definition split for the embedder: the whole definition's lines (1-based,
+    # inclusive; its decorators / doc comment included). 0: the chunk is whole.
+    def_start: int = 0
+    def_end: int = 0
+
+    @property
+    def is_part(self) -> bool:
+        return bool(self.def_start and self.def_end)
+
+    @property
+    def definition(self) -> tuple[int, int]:
+        """The lines of the definition this chunk belongs to (its own lines when whole)."""
+        if self.is_part:
+            return self.def_start, self.def_end
+        return self.start_line, self.end_line
 
     def embed_text(self) -> str:
         """The exact text given to the embedder, whose hash keys its vector (per-chunk
@@ -130,6 +145,19 @@ class Hit:
     snippet: str
     media: Media | None = None  # pictures: page and size
     referenced_by: tuple[str, ...] = ()  # pictures: the documents that reference them
+    # The lines that matched best, inside start_line..end_line: the part of a long definition
+    # that was split for the embedder (0: the whole hit matched; to_json writes its span).
+    match_start: int = 0
+    match_end: int = 0
+    # False when the hit scores below the calibrated "good match" threshold
+    confident: bool = True
+
+    @property
+    def match_range(self) -> tuple[int, int]:
+        """The best-matching lines (1-based, inclusive); the whole hit when none were set."""
+        if self.match_start and self.match_end:
+            return self.match_start, self.match_end
+        return self.start_line, self.end_line
 
     def to_json(self) -> dict[str, object]:
         record: dict[str, object] = {
@@ -141,6 +169,9 @@ class Hit:
             "language": self.language,
             "score": round(self.score, 6),
             "snippet": self.snippet,
+            "match_start": self.match_range[0],
+            "match_end": self.match_range[1],
+            "confident": self.confident,
         }
         if self.media is not None:  # pictures only: code results keep exactly the fields above
             record["page"] = self.media.page
@@ -166,6 +197,9 @@ class Hit:
             snippet=str(record["snippet"]),
             media=media,
             referenced_by=tuple(record.get("referenced_by") or ()),
+            match_start=int(record.get("match_start") or 0),
+            match_end=int(record.get("match_end") or 0),
+            confident=bool(record.get("confident", True)),
         )
 
 
@@ -174,8 +208,10 @@ class Filters:
     """Search filters; empty fields do not filter."""
 
     languages: tuple[str, ...] = ()
-    path_globs: tuple[str, ...] = ()
+    path_globs: tuple[str, ...] = ()  # keep paths matching any (gitignore-style globs)
     kinds: tuple[str, ...] = ()
+    exclude_globs: tuple[str, ...] = ()  # drop paths matching any (same glob dialect)
+    include_tests: bool = True  # False: test code (by path convention and markers) left out
 
 
 @dataclass(frozen=True)

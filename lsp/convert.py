@@ -114,15 +114,29 @@ def result(
     hit: Mapping[str, Any], root: Path, lines: Sequence[str] | None, encoding: str = UTF16
 ) -> dict[str, Any]:
     """One ``codesearch/search`` result from a daemon record of the repository at ``root``.
-    A picture (a record with ``page``) opens at the start of its file, and keeps its page,
-    size and the documents that reference it."""
+
+    ``range`` is the whole definition; ``selectionRange`` the lines that matched best (the
+    same as ``range`` unless a part of a long definition matched). A picture (a record with
+    ``page``) opens at the start of its file, and keeps its page, size and the documents that
+    reference it."""
     start_line, end_line = int(hit["start_line"]), int(hit["end_line"])
+    match_start = int(hit.get("match_start") or start_line)
+    match_end = int(hit.get("match_end") or end_line)
     picture = {key: hit[key] for key in ("page", "width", "height", "referenced_by") if key in hit}
     where = ZERO_RANGE if picture else line_range(lines, start_line, end_line, encoding)
+    if picture or (match_start, match_end) == (start_line, end_line):
+        selection = where
+    else:
+        selection = line_range(lines, match_start, match_end, encoding)
     return {
         **picture,
         "uri": path_uri(root / str(hit["path"])),
         "range": where,
+        # the lines that matched best (a part of a long definition): what an editor selects
+        "selectionRange": selection,
+        "match_start": match_start,
+        "match_end": match_end,
+        "confident": bool(hit.get("confident", True)),
         "path": hit["path"],
         "root": str(root),
         "name": hit.get("name", ""),

@@ -14,12 +14,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from codesearch.types import KINDS
+from codesearch import globs
+from codesearch.types import KINDS, BadInput
 
 DEFAULT_K = 20
 DEFAULT_SIMILAR_K = 10
 MAX_K = 1000
-FILTER_KEYS = ("languages", "path_globs", "kinds")
+FILTER_KEYS = ("languages", "path_globs", "kinds", "exclude_globs", "include_tests")
 
 
 class InvalidParams(ValueError):
@@ -30,7 +31,7 @@ class InvalidParams(ValueError):
 class SearchParams:
     query: str
     k: int = DEFAULT_K
-    filters: dict[str, list[str]] = field(default_factory=dict)
+    filters: dict[str, Any] = field(default_factory=dict)
     folder: str | None = None  # a workspace folder URI; None: every workspace folder
 
 
@@ -39,7 +40,7 @@ class SimilarParams:
     uri: str  # the document
     line: int  # 0-based, as LSP positions count
     k: int = DEFAULT_SIMILAR_K
-    filters: dict[str, list[str]] = field(default_factory=dict)
+    filters: dict[str, Any] = field(default_factory=dict)
 
 
 def _string_list(value: object, where: str) -> list[str]:
@@ -48,7 +49,9 @@ def _string_list(value: object, where: str) -> list[str]:
     return list(value)
 
 
-def _filters(value: object) -> dict[str, list[str]]:
+def _filters(value: object) -> dict[str, Any]:
+    """The daemon's ``filters`` object: lists of strings, and ``include_tests`` (a boolean);
+    path patterns in the CLI's glob dialect (:mod:`codesearch.globs`)."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -56,10 +59,21 @@ def _filters(value: object) -> dict[str, list[str]]:
     unknown = [key for key in value if key not in FILTER_KEYS]
     if unknown:
         raise InvalidParams(f"unknown filter {unknown[0]!r} (known: {', '.join(FILTER_KEYS)})")
-    filters = {key: _string_list(value[key], f"filters.{key}") for key in value}
+    filters: dict[str, Any] = {
+        key: _string_list(value[key], f"filters.{key}") for key in value if key != "include_tests"
+    }
+    if "include_tests" in value:
+        if not isinstance(value["include_tests"], bool):
+            raise InvalidParams("'filters.include_tests' must be true or false")
+        filters["include_tests"] = value["include_tests"]
     bad = [kind for kind in filters.get("kinds", []) if kind not in KINDS]
     if bad:
         raise InvalidParams(f"unknown kind {bad[0]!r} (known: {', '.join(KINDS)})")
+    try:
+        globs.check(filters.get("path_globs", []), "filters.path_globs")
+        globs.check(filters.get("exclude_globs", []), "filters.exclude_globs", negation=False)
+    except BadInput as exc:
+        raise InvalidParams(str(exc)) from None
     return filters
 
 

@@ -273,8 +273,38 @@ NOTE = (
     "Zweite Zeile über Lastenräder und Fahrradkuriere.\n"
 )
 
+# one long function: the embedder reads it in parts, search answers with the whole of it
+REPORT = '''"""Monthly reports."""
+
+
+def build_monthly_report(orders, month):
+    """Collect the orders of one month into a report."""
+    selected = [order for order in orders if order.month == month]
+    customers = sorted({order.customer for order in selected})
+    revenue = sum(order.amount for order in selected)
+    refunds = sum(order.refund for order in selected if order.refund)
+    average = revenue / len(selected) if selected else 0.0
+    largest = max((order.amount for order in selected), default=0.0)
+    by_region = {}
+    for order in selected:
+        by_region.setdefault(order.region, []).append(order.amount)
+    region_totals = {region: sum(amounts) for region, amounts in by_region.items()}
+    lines = [f"{month}: {len(selected)} orders from {len(customers)} customers"]
+    lines.append(f"revenue {revenue:.2f}, refunds {refunds:.2f}, average {average:.2f}")
+    lines.append(f"largest order {largest:.2f}")
+    for region, total in sorted(region_totals.items()):
+        lines.append(f"  {region}: {total:.2f}")
+    with open(f"report-{month}.csv", "w", encoding="utf-8") as spreadsheet:
+        spreadsheet.write("region,total\\n")
+        for region, total in sorted(region_totals.items()):
+            spreadsheet.write(f"{region},{total:.2f}\\n")
+    return "\\n".join(lines)
+'''
+REPORT_QUESTION = "write the region totals into a spreadsheet csv file"
+
 FILES = {
     "shapes/geometry.py": GEOMETRY,
+    "billing/report.py": REPORT,
     "net/mailer.py": MAILER,
     "store/cache.py": CACHE,
     "notes/lieferung.txt": NOTE,

@@ -309,6 +309,39 @@ def test_oversized_function_splits_at_statement_boundaries() -> None:
     assert_covers(SPLIT_SOURCE, chunks)
 
 
+def test_parts_know_their_whole_definition() -> None:
+    chunks = chunk_file("m.py", SPLIT_SOURCE, max_tokens=40, count_tokens=word_count)
+    parts = [c for c in chunks if c.kind == "function"]
+    assert len(parts) == 3 and all(c.is_part for c in parts)
+    assert {c.definition for c in parts} == {(4, 22)}  # the def line to `return result`
+    whole = chunk_file("m.py", SPLIT_SOURCE, max_tokens=1000, count_tokens=word_count)
+    assert [c.definition for c in whole if c.kind == "function"] == [(4, 22)]
+    assert not any(c.is_part for c in whole)
+
+
+FOLD_SOURCE = (
+    "def fused(values):\n"
+    + "".join(
+        f"    step{i} = [v + {i} for v in values if v > {i} and v < 100]\n" for i in range(12)
+    )
+    + "\n    return step0\n"
+)
+
+
+def test_a_lone_return_is_folded_into_the_part_before() -> None:
+    chunks = chunk_file("m.py", FOLD_SOURCE, max_tokens=60, count_tokens=word_count)
+    assert [(c.start_line, c.end_line) for c in chunks] == [(1, 4), (5, 7), (8, 10), (11, 15)]
+    assert chunks[-1].text.endswith("    return step0")
+    assert {c.definition for c in chunks} == {(1, 15)}
+    # whatever the budget, the return is never a part of its own, and a one-line part is
+    # only ever a long line (here: 17 words against a budget of ~25)
+    for budget in (30, 40, 60, 90):
+        parts = chunk_file("m.py", FOLD_SOURCE, max_tokens=budget, count_tokens=word_count)
+        assert "step" in parts[-1].text.split("return")[0], budget
+        assert all(word_count(c.text) >= 17 for c in parts), budget
+        assert_covers(FOLD_SOURCE, parts)
+
+
 def test_small_definitions_are_not_split() -> None:
     chunks = chunk_file("m.py", SPLIT_SOURCE, max_tokens=1000, count_tokens=word_count)
     assert rows(chunks) == [("function", "big", 4, 22)]

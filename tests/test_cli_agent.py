@@ -16,7 +16,10 @@ from codesearch.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "docs" / "search-result.schema.json").read_text())
-RESULT_KEYS = {"path", "start_line", "end_line", "kind", "name", "language", "score", "snippet"}
+RESULT_KEYS = {
+    *("path", "start_line", "end_line", "kind", "name", "language", "score", "snippet"),
+    *("match_start", "match_end", "confident"),
+}
 
 
 def valid(document: Any, part: str | None = None) -> None:

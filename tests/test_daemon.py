@@ -238,21 +238,22 @@ def test_bad_requests_get_clear_errors_and_the_daemon_stays_up(own: Daemon) -> N
     reader = sock.makefile("rb")
 
     def send(raw: bytes) -> dict[str, object]:
-        sock.sendall(raw)
+        sock.sendall(raw.replace(b'"v": V', b'"v": %d' % protocol.SCHEMA_VERSION))
         return json.loads(reader.readline())
 
     answer = send(b'{"v": 99, "id": 1, "method": "ping"}\n')
     assert answer["error"]["type"] == "SchemaMismatch"  # type: ignore[index]
-    assert "schema version 1" in answer["error"]["message"]  # type: ignore[index]
+    message = answer["error"]["message"]  # type: ignore[index]
+    assert f"schema version {protocol.SCHEMA_VERSION}" in message
     assert send(b"this is not json\n")["error"]["type"] == "ProtocolError"  # type: ignore[index]
     assert send(b"[1, 2]\n")["error"]["type"] == "ProtocolError"  # type: ignore[index]
-    answer = send(b'{"v": 1, "id": 2, "method": "drop_tables"}\n')
+    answer = send(b'{"v": V, "id": 2, "method": "drop_tables"}\n')
     assert "unknown method" in answer["error"]["message"]  # type: ignore[index]
     answer = send(
-        b'{"v": 1, "id": 3, "method": "search", "params": {"queries": ["x"], "k": "9"}}\n'
+        b'{"v": V, "id": 3, "method": "search", "params": {"queries": ["x"], "k": "9"}}\n'
     )
     assert answer["error"]["type"] == "BadInput"  # type: ignore[index]
-    answer = send(b'{"v": 1, "id": 4, "method": "ping"}\n')  # the same connection still works
+    answer = send(b'{"v": V, "id": 4, "method": "ping"}\n')  # the same connection still works
     assert answer["result"]["pid"] == own.pid  # type: ignore[index]
     sock.close()
 
@@ -269,7 +270,7 @@ def test_a_daemon_with_another_schema_is_reported_and_can_be_restarted(
     own.start()
     old_pid = own.pid
     with monkeypatch.context() as patch:  # this client is "newer" than the running daemon
-        patch.setattr(protocol, "SCHEMA_VERSION", 2)
+        patch.setattr(protocol, "SCHEMA_VERSION", protocol.SCHEMA_VERSION + 1)
         with Client.connect(own.settings) as client, pytest.raises(SchemaMismatch, match="rest"):
             client.call("ping")
         own.stop()  # `daemon restart` must work across versions: stop by pid
@@ -521,8 +522,8 @@ def test_cli_restarts_a_daemon_of_another_version(
     own.add(repo)
     old = own.pid
     with monkeypatch.context() as patch:
-        patch.setattr(protocol, "SCHEMA_VERSION", 2)  # this client is newer than the daemon
-        # the new daemon is this test's codesearch (schema 1) again, so the retry still
+        patch.setattr(protocol, "SCHEMA_VERSION", protocol.SCHEMA_VERSION + 1)  # a newer client
+        # the new daemon is this test's codesearch (the real schema) again, so the retry still
         # disagrees: the point is that the old one was stopped and the error is one line
         assert main(["search", "--repo", str(repo), "retry backoff"]) == 2
     err = capsys.readouterr().err

@@ -57,18 +57,21 @@ def test_skip_prefixes_are_replaced_within_a_scope() -> None:
 
 
 def test_schema_parsing() -> None:
-    req = protocol.parse_request({"v": 1, "id": 3, "method": "ping"})
+    req = protocol.parse_request({"v": protocol.SCHEMA_VERSION, "id": 3, "method": "ping"})
     assert (req.id, req.method, req.params) == (3, "ping", {})
-    with pytest.raises(protocol.SchemaMismatch, match="schema version 1"):
-        protocol.parse_request({"v": 2, "id": 1, "method": "ping"})
+    other = protocol.SCHEMA_VERSION + 1
+    with pytest.raises(protocol.SchemaMismatch, match=f"schema version {protocol.SCHEMA_VERSION}"):
+        protocol.parse_request({"v": other, "id": 1, "method": "ping"})
     with pytest.raises(protocol.SchemaMismatch):
         protocol.parse_request({"id": 1, "method": "ping"})
     with pytest.raises(protocol.ProtocolError, match="unknown method"):
-        protocol.parse_request({"v": 1, "id": 1, "method": "nope"})
+        protocol.parse_request({"v": protocol.SCHEMA_VERSION, "id": 1, "method": "nope"})
     with pytest.raises(protocol.ProtocolError, match="'id'"):
-        protocol.parse_request({"v": 1, "id": True, "method": "ping"})
+        protocol.parse_request({"v": protocol.SCHEMA_VERSION, "id": True, "method": "ping"})
     with pytest.raises(protocol.ProtocolError, match="'params'"):
-        protocol.parse_request({"v": 1, "id": 1, "method": "ping", "params": [1]})
+        protocol.parse_request(
+            {"v": protocol.SCHEMA_VERSION, "id": 1, "method": "ping", "params": [1]}
+        )
     with pytest.raises(protocol.ProtocolError, match="not JSON"):
         protocol.decode(b"\xff\xfe")
     # errors travel by type name and come back as the same exception

@@ -20,6 +20,8 @@ from lsp_helpers import (
     MAILER,
     NOTE,
     NOTE_QUESTION,
+    REPORT,
+    REPORT_QUESTION,
     ROOT,
     SHOELACE_QUESTION,
     LspSession,
@@ -121,7 +123,7 @@ def test_initial_indexing_reports_progress(lsp: LspSession) -> None:
     assert kinds[0] == "begin" and kinds[-1] == "end"
     begin = lsp.progress[0]["value"]
     assert begin["title"] == "codesearch: indexing drawing"
-    assert end["value"]["message"].startswith("4 files")
+    assert end["value"]["message"].startswith("5 files")
 
 
 # ---------------------------------------------------------------------- search
@@ -148,6 +150,25 @@ def test_search_finds_the_method_with_utf16_range(lsp: LspSession, repo: Path) -
     assert "shoelace" in first["snippet"]
     scores = [r["score"] for r in answer["results"]]
     assert scores == sorted(scores, reverse=True) and len(scores) <= 5
+
+
+def test_a_long_definition_is_one_result_with_the_matched_part_selected(
+    lsp: LspSession,
+) -> None:
+    answer = search(lsp, REPORT_QUESTION, k=10)
+    found = [r for r in answer["results"] if r["name"] == "build_monthly_report"]
+    assert len(found) == 1, "the parts of one definition are one result"
+    hit = found[0]
+    start = line_of(REPORT, "def build_monthly_report")
+    end = line_of(REPORT, 'return "\\n".join(lines)')
+    assert (hit["start_line"], hit["end_line"]) == (start, end)
+    assert hit["range"]["start"]["line"] == start - 1 and hit["range"]["end"]["line"] == end - 1
+    assert hit["snippet"].startswith("def build_monthly_report(orders, month):")
+    # the part that matched (the CSV lines at the end) is the selection, inside the range
+    assert start < hit["match_start"] <= line_of(REPORT, "spreadsheet.write(") <= hit["match_end"]
+    assert hit["match_end"] <= end
+    assert hit["selectionRange"]["start"]["line"] == hit["match_start"] - 1
+    assert hit["selectionRange"]["end"]["line"] == hit["match_end"] - 1
 
 
 def test_search_range_starts_at_the_first_non_blank_character(lsp: LspSession) -> None:

@@ -60,7 +60,17 @@ def test_the_tools_and_their_input_schemas(mcp: McpClient) -> None:
     assert set(tools) == TOOLS
     search = tools["search_code"]
     props = search.input_schema["properties"]
-    assert set(props) == {"query", "k", "path_glob", "language", "kind", "repo", "max_lines"}
+    assert set(props) == {
+        "query",
+        "k",
+        "path_glob",
+        "language",
+        "kind",
+        "repo",
+        "max_lines",
+        "include_tests",
+    }
+    assert props["include_tests"]["default"] is True
     assert search.input_schema["required"] == ["query"]
     assert props["k"]["default"] == 10 and props["k"]["minimum"] == 1
     kinds = next(a["enum"] for a in props["kind"]["anyOf"] if "enum" in a)
@@ -120,6 +130,10 @@ def test_filters_and_snippet_cap(mcp: McpClient) -> None:
         assert hit["truncated_lines"] == hit["end_line"] - hit["start_line"] - 1
     assert f"[+{hits[0]['truncated_lines']} lines]" in mcp.text(by_kind)
     assert "(method)" in mcp.text(by_kind).splitlines()[0]
+    no_tests = mcp.call("search_code", query="password", include_tests=False)
+    assert not no_tests.is_error and no_tests.structured_content["results"]  # type: ignore[index]
+    assert "(no tests)" in mcp.text(no_tests).splitlines()[0]
+    assert all(h["confident"] for h in no_tests.structured_content["results"])  # type: ignore[index]
     nothing = mcp.call("search_code", query="password", language="java")
     assert not nothing.is_error and nothing.structured_content["results"] == []  # type: ignore[index]
     assert "grep" in mcp.text(nothing)

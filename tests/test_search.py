@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from codesearch.chunk import chunk_file
 from codesearch.embed import FakeEmbedder
 from codesearch.search import Fusion, Searcher, SearchOptions, fuse, fuse_scores
 from codesearch.store import Store
@@ -89,6 +90,50 @@ def test_split_parts_show_once_but_overloads_stay(tmp_path: Path) -> None:
     names = [(h.name, h.start_line) for h in hits]
     assert sum(1 for n, _ in names if n == "big") == 1
     assert ("get", 10) in names and ("get", 13) in names
+
+
+LONG_DEF = """import os
+
+
+@cached
+def fuse_rankings(rankings, weights):
+    \"\"\"Merge several rankings into one.\"\"\"
+    scores = {}
+    for ranking, weight in zip(rankings, weights):
+        for rank, cid in enumerate(ranking, start=1):
+            scores[cid] = scores.get(cid, 0.0) + weight / (60 + rank)
+    normalised = {cid: value / len(rankings) for cid, value in scores.items()}
+    ordered = sorted(normalised.items(), key=lambda item: -item[1])
+    pruned = [(cid, value) for cid, value in ordered if value > 0.001]
+    tallied = {cid: value for cid, value in pruned}
+    reciprocal_harmonic_blend = {cid: 1 / value for cid, value in tallied.items()}
+    return reciprocal_harmonic_blend
+
+
+def other():
+    return os.getcwd()
+"""
+
+
+def test_a_part_is_reported_as_its_whole_definition(tmp_path: Path) -> None:
+    fake = FakeEmbedder()
+    chunks = chunk_file("m.py", LONG_DEF, max_tokens=40, count_tokens=lambda t: len(t.split()))
+    parts = [c for c in chunks if c.name == "fuse_rankings"]
+    assert len(parts) > 1 and parts[-1].start_line > 6
+    with _store(tmp_path, chunks, fake) as store:
+        (hit,) = Searcher(store, fake).search("reciprocal harmonic blend", SearchOptions(k=1))
+    assert (hit.name, hit.start_line, hit.end_line) == ("fuse_rankings", 4, 16)
+    assert hit.snippet.split("\n")[:2] == ["@cached", "def fuse_rankings(rankings, weights):"]
+    # the lines that matched are the last part, inside the definition
+    assert hit.match_range == (parts[-1].start_line, parts[-1].end_line)
+    assert 4 < hit.match_start <= hit.match_end == 16
+    record = hit.to_json()
+    assert (record["match_start"], record["match_end"]) == hit.match_range
+    # a whole definition matches as a whole
+    with _store(tmp_path / "w", chunks, fake) as store:
+        (hit,) = Searcher(store, fake).search("getcwd", SearchOptions(k=1))
+    assert (hit.name, hit.match_range) == ("other", (hit.start_line, hit.end_line))
+    assert (hit.to_json()["match_start"], hit.to_json()["match_end"]) == (19, 20)
 
 
 def test_filters_apply_to_every_ranker(tmp_path: Path) -> None:

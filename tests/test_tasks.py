@@ -241,8 +241,23 @@ def _downgrade_to_schema_1(path: Path) -> None:
     conn.close()
 
 
+def _downgrade_to_schema_3(path: Path) -> None:
+    """Turn an index into what codesearch wrote before migration 4 (definition ranges) and
+    chunker version 3."""
+    conn = sqlean.connect(str(path), isolation_level=None)
+    conn.enable_load_extension(True)
+    sqlite_vec.load(conn)
+    if conn.execute("PRAGMA user_version").fetchone()[0] >= 4:
+        conn.execute("ALTER TABLE chunks DROP COLUMN def_start")
+        conn.execute("ALTER TABLE chunks DROP COLUMN def_end")
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'chunker_version'")
+        conn.execute("PRAGMA user_version = 3")
+    conn.close()
+
+
 def _downgrade_to_schema_2(path: Path) -> None:
     """Turn an index into what codesearch wrote before migration 3 (pictures)."""
+    _downgrade_to_schema_3(path)
     conn = sqlean.connect(str(path), isolation_level=None)
     conn.enable_load_extension(True)
     sqlite_vec.load(conn)
@@ -262,12 +277,38 @@ def test_migration_3_keeps_an_index_built_before_it(demo_repo: Path) -> None:
         before = Searcher(store, plain).search_many(["retry with backoff"])
     _downgrade_to_schema_2(path)
     with Store.open(path) as store:  # migrates: old chunks are text chunks, no references
-        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert all(c.chunk.media is None for c in store.all_chunks())
         assert store.check() == [] and store.picture_counts() == (0, 0)
         assert Searcher(store, plain).search_many(["retry with backoff"]) == before
     again = _run(demo_repo, plain)
     assert again.chunks_embedded == 0 and again.chunks_total == first.chunks_total
+
+
+def test_migration_4_keeps_an_index_built_before_it(demo_repo: Path) -> None:
+    plain = FakeEmbedder()
+    plain.max_tokens = 60  # so that a long function is split into parts
+    body = "".join(f"    total += step_{i}(value) * {i}\n" for i in range(30))
+    (demo_repo / "long.py").write_text(f"def accumulate(value):\n    total = 0\n{body}")
+    queries = ["retry with backoff", "price cache", "Demo shop running", "step_29 value"]
+    path = load_settings().index_path(demo_repo)
+    first = _run(demo_repo, plain)
+    with Store.open(path) as store:
+        before = Searcher(store, plain).search_many(queries)
+        parts = [c.chunk for c in store.all_chunks() if c.chunk.is_part]
+    assert parts, "the fixture repository has a split definition"
+    _downgrade_to_schema_3(path)
+    with Store.open(path) as store:  # migrates: every chunk reads as whole until re-chunked
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert not any(c.chunk.is_part for c in store.all_chunks())
+        assert store.check() == []
+        assert all(Searcher(store, plain).search_many(queries))
+    again = _run(demo_repo, plain)  # chunker 2 -> 3: re-chunked, every vector reused
+    assert again.rebuilt and again.chunks_embedded == 0
+    assert again.chunks_total == first.chunks_total
+    with Store.open(path) as store:
+        assert [c.chunk for c in store.all_chunks() if c.chunk.is_part] == parts
+        assert Searcher(store, plain).search_many(queries) == before
 
 
 def test_migration_2_keeps_an_index_built_before_it(demo_repo: Path) -> None:
@@ -281,7 +322,7 @@ def test_migration_2_keeps_an_index_built_before_it(demo_repo: Path) -> None:
         vectors = store._conn.execute("SELECT id, hash FROM vectors ORDER BY id").fetchall()
     _downgrade_to_schema_1(path)
     with Store.open(path) as store:  # migrates
-        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert store._conn.execute("SELECT id, hash FROM vectors ORDER BY id").fetchall() == (
             vectors
         )

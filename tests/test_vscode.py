@@ -26,6 +26,8 @@ EXPECTED_TESTS = (
     "takes the first non-blank snippet line, trimmed and capped, with the score",
     "passes the server's UTF-16 range through unchanged on a non-ASCII line",
     "falls back to start_line-1..end_line-1 (whole lines) when there is no range",
+    "keeps the matched lines of a long definition as the selection",
+    "opens a long definition of which a part matched with that part selected",
     "has a clear message and no items when nothing was found",
     "passes server notices on, and tolerates a missing or odd notices field",
     "defaults to codesearch-lsp on PATH",

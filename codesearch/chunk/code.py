@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codesearch.chunk import pieces as P
+from codesearch.chunk.jsnames import js_name
 from codesearch.chunk.languages import LEADING, SINGLE_WRAPPERS, WRAPPERS, grammar, new_parser
 from codesearch.types import Chunk
 
@@ -148,7 +149,7 @@ def _statements(body: Node | None) -> list[tuple[int, int]]:
     return [(c.start_point.row, end_row(c)) for c in children]
 
 
-def _collect(src: bytes, root: Node, query: Any) -> list[_Def]:
+def _collect(src: bytes, root: Node, query: Any, path: str = "") -> list[_Def]:
     from tree_sitter import QueryCursor
 
     by_outer: dict[tuple[int, int], _Def] = {}
@@ -157,18 +158,23 @@ def _collect(src: bytes, root: Node, query: Any) -> list[_Def]:
         if not tags:
             continue
         core = caps[tags[0]][0]
+        tag = tags[0].split(".", 1)[1]
+        receiver = _text(src, caps["receiver"][0]) if "receiver" in caps else ""
         if "name" in caps:
             name = _SPACES.sub(" ", _text(src, caps["name"][0])).strip()
         elif "declarator" in caps:
             name = _declarator_name(src, caps["declarator"][0])
         else:
-            continue
-        receiver = _text(src, caps["receiver"][0]) if "receiver" in caps else ""
+            named = js_name(src, caps, path)
+            if named is None:
+                continue
+            receiver, name = named
+            if receiver:  # `res.json`, `api.get`: a method of what it is assigned to
+                tag = "method"
         outer = _outer(core)
         key = (outer.start_byte, outer.end_byte)
         old = by_outer.get(key)
         if old is None or pattern < old.pattern:
-            tag = tags[0].split(".", 1)[1]
             by_outer[key] = _Def(core, outer, tag, name, receiver, pattern)
     return sorted(by_outer.values(), key=lambda d: (d.outer.start_byte, -d.outer.end_byte))
 
@@ -222,7 +228,7 @@ def chunk_code(
             parsed_as, root = "cpp", alt
     gram = grammar(parsed_as)
     broken = root.has_error
-    defs = _collect(src, root, gram.query)
+    defs = _collect(src, root, gram.query, path)
     _nest(defs)
     kept = [
         d
@@ -343,17 +349,4 @@ def _emit(
         if P.surely_over(text, max_tokens) or count(text) > max_tokens:
             budget = max(16, max_tokens - count(piece.header))
             ranges = P.split_by_units(piece.start, piece.end, piece.units, lines, count, budget)
-    total = len(ranges)
-    return [
-        P.make_chunk(
-            path,
-            language,
-            piece.kind,
-            piece.name,
-            s,
-            e,
-            lines,
-            P.add_part(piece.header, i, total),
-        )
-        for i, (s, e) in enumerate(ranges, 1)
-    ]
+    return P.make_parts(path, language, piece.kind, piece.name, ranges, lines, piece.header)

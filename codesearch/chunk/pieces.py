@@ -54,7 +54,10 @@ def make_chunk(
     end: int,
     lines: Sequence[str],
     header: str,
+    whole: tuple[int, int] | None = None,
 ) -> Chunk:
+    """A chunk of rows start..end; ``whole``: the rows of the definition (or section) it is a
+    part of, when it is one part of several."""
     return Chunk(
         path=path,
         language=language,
@@ -64,7 +67,28 @@ def make_chunk(
         end_line=end + 1,
         text="\n".join(lines[start : end + 1]),
         header=header,
+        def_start=whole[0] + 1 if whole else 0,
+        def_end=whole[1] + 1 if whole else 0,
     )
+
+
+def make_parts(
+    path: str,
+    language: str,
+    kind: str,
+    name: str,
+    ranges: Sequence[tuple[int, int]],
+    lines: Sequence[str],
+    header: str,
+) -> list[Chunk]:
+    """The chunks of one definition (or section) cut into ``ranges``: each header marked as
+    its part, each chunk knowing the whole's rows (when there are several parts)."""
+    total = len(ranges)
+    whole = (ranges[0][0], ranges[-1][1]) if total > 1 else None
+    return [
+        make_chunk(path, language, kind, name, s, e, lines, add_part(header, i, total), whole)
+        for i, (s, e) in enumerate(ranges, 1)
+    ]
 
 
 def trim(start: int, end: int, lines: Sequence[str]) -> tuple[int, int] | None:
@@ -170,7 +194,39 @@ def split_by_units(
         rng = trim(s, e, lines)
         if rng is not None:
             parts.append(rng)
-    return parts or [(start, end)]
+    return fold_small(parts, lines, count, budget) or [(start, end)]
+
+
+def fold_small(
+    parts: Sequence[tuple[int, int]],
+    lines: Sequence[str],
+    count: TokenCounter,
+    budget: int,
+) -> list[tuple[int, int]]:
+    """Parts that say almost nothing on their own (a lone ``return x``, a closing ``}``, a
+    few short lines: see :func:`_small`) join the part before them (the first part takes the
+    one after it). The joined part may run a little over the budget: the model reads its
+    start, BM25 all of it."""
+    out: list[tuple[int, int]] = []
+    for s, e in parts:
+        if out and _small(s, e, lines, count, budget):
+            out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    if len(out) > 1 and _small(*out[0], lines, count, budget):
+        out[0:2] = [(out[0][0], out[1][1])]
+    return out
+
+
+PART_MIN_SHARE = 0.25  # a part under this share of the token budget is folded
+LINE_MIN_SHARE = 0.5  # ... and a one-line part under this share
+
+
+def _small(start: int, end: int, lines: Sequence[str], count: TokenCounter, budget: int) -> bool:
+    rows = [line for line in lines[start : end + 1] if line.strip()]
+    tokens = count("\n".join(rows))
+    share = LINE_MIN_SHARE if len(rows) <= 1 else PART_MIN_SHARE
+    return tokens < share * budget
 
 
 # What add_part writes, for readers that need to see which chunks are parts of one definition.

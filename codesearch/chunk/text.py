@@ -130,11 +130,7 @@ def _section_chunks(
         if tokens > max_tokens:
             per = max(1, size * max_tokens // tokens)
             ranges = P.blocks(start, end, lines, per)
-    total = len(ranges)
-    return [
-        P.make_chunk(path, language, "section", name, s, e, lines, P.add_part(header, i, total))
-        for i, (s, e) in enumerate(ranges, 1)
-    ]
+    return P.make_parts(path, language, "section", name, ranges, lines, header)
 
 
 def chunk_text(path: str, language: str, lines: Sequence[str]) -> list[Chunk]:

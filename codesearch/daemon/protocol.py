@@ -2,13 +2,13 @@
 
 One JSON object per line over a Unix stream socket. A request::
 
-    {"v": 1, "id": 7, "method": "search", "params": {...}}
+    {"v": 2, "id": 7, "method": "search", "params": {...}}
 
 is answered by zero or more events and then exactly one final message with the same id::
 
-    {"v": 1, "id": 7, "event": "progress", "data": {...}}
-    {"v": 1, "id": 7, "result": {...}}
-    {"v": 1, "id": 7, "error": {"type": "IndexMissing", "message": "..."}}
+    {"v": 2, "id": 7, "event": "progress", "data": {...}}
+    {"v": 2, "id": 7, "result": {...}}
+    {"v": 2, "id": 7, "error": {"type": "IndexMissing", "message": "..."}}
 
 Search results are the records of the CLI's ``--json`` output (:meth:`Hit.to_json`). A request
 with another ``v`` is answered with a ``SchemaMismatch`` error, never dropped.
@@ -31,12 +31,14 @@ from codesearch.types import (
     NotARepository,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: hits carry match_start/match_end/confident; filters, scope, repos grew
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # a request or response line larger than this is refused
 
 METHODS = (
     "ping",  # -> {pid, version, schema, started}
-    "search",  # {queries, k, filters, repo | cwd, model?} -> {repo, results, notices}
+    # {queries, k, filters, repo | cwd (+ scope: a subfolder) | repos | all_repos, model?}
+    # -> {repo, results, notices}; with repos / all_repos: one list, each hit with its "repo"
+    "search",
     # {path, line, k, filters?, repo | cwd, model?} -> {repo, source, results, notices}:
     # the chunks most like the one at path:line (path relative to the repo root, or absolute)
     "similar",

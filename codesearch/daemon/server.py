@@ -17,14 +17,18 @@ import socketserver
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
+from codesearch import globs
 from codesearch.config import Settings
 from codesearch.daemon import protocol
 from codesearch.daemon.protocol import ProtocolError, Request
 from codesearch.daemon.runtime import Runtime, runtime, secure_dir
 from codesearch.daemon.service import Service
+from codesearch.engine import merge_ranked
+from codesearch.paths import resolve_root
 from codesearch.search import SNIPPET_LINES, SearchOptions
 from codesearch.types import KINDS, BadInput, CodesearchError, Filters
 
@@ -73,16 +77,43 @@ def _search_options(params: dict[str, Any]) -> SearchOptions:
     lines = params.get("snippet_lines", SNIPPET_LINES)
     if not isinstance(lines, int) or isinstance(lines, bool) or not 0 <= lines <= 10_000:
         raise BadInput("'snippet_lines' must be a whole number from 0 to 10000")
+    path_globs = _str_list(filters, "path_globs")
+    exclude_globs = _str_list(filters, "exclude_globs")
+    globs.check(path_globs, "filters.path_globs")
+    globs.check(exclude_globs, "filters.exclude_globs", negation=False)
+    include_tests = filters.get("include_tests", True)
+    if not isinstance(include_tests, bool):
+        raise BadInput("'include_tests' must be true or false")
     return SearchOptions(
         k=k,
         rerank=rerank,
         snippet_lines=lines,
         filters=Filters(
             tuple(_str_list(filters, "languages")),
-            tuple(_str_list(filters, "path_globs")),
+            tuple(path_globs),
             tuple(kinds),
+            exclude_globs=tuple(exclude_globs),
+            include_tests=include_tests,
         ),
     )
+
+
+def _roots(params: dict[str, Any], service: Service) -> list[Path] | None:
+    """The repositories of a search of several (``repos``, or ``all_repos``: every watched
+    one); None for a search of one (``repo`` or ``cwd``)."""
+    if params.get("all_repos"):
+        if params.get("repos") or params.get("repo"):
+            raise BadInput("'all_repos' searches every repository: give no 'repo' or 'repos'")
+        roots = list(service.repos)
+        if not roots:
+            raise BadInput("no repositories are registered: `codesearch add PATH` registers one")
+        return roots
+    if "repos" not in params:
+        return None
+    named = _str_list(params, "repos")
+    if not named:
+        raise BadInput("'repos' must name at least one repository")
+    return list(dict.fromkeys(resolve_root(Path(r)) for r in named))
 
 
 class Dispatcher:
@@ -104,9 +135,50 @@ class Dispatcher:
         if not queries:
             raise BadInput("'queries' must hold at least one question")
         options = _search_options(params)
+        model = _opt_str(params, "model")
+        roots = _roots(params, self.service)
+        if roots is not None:
+            return self._search_several(roots, queries, options, model, params)
         root = self.service.resolve(_opt_str(params, "repo"), _opt_str(params, "cwd"))
-        results, notices = self.service.search(root, queries, options, _opt_str(params, "model"))
+        scope = _opt_str(params, "scope")
+        if scope:  # a search from a subfolder: that folder only, patterns relative to it
+            folder = globs.folder_of(root, Path(scope))
+            options = replace(options, filters=globs.scope(options.filters, folder))
+        results, notices = self.service.search(root, queries, options, model)
         return {"repo": str(root), "results": results, "notices": notices}
+
+    def _search_several(
+        self,
+        roots: list[Path],
+        queries: list[str],
+        options: SearchOptions,
+        model: str | None,
+        params: dict[str, Any],
+    ) -> dict[str, Any]:
+        """One ranked list per query over several repositories; each hit names its ``repo``.
+        With ``all_repos`` a repository that cannot answer (no index yet, another model) is
+        skipped with a notice."""
+        parts: list[tuple[Path, list[list[dict[str, Any]]]]] = []
+        notices: list[str] = []
+        for root in roots:
+            try:
+                results, said = self.service.search(root, queries, options, model)
+            except BadInput:
+                raise
+            except CodesearchError as exc:
+                if not params.get("all_repos"):
+                    raise
+                notices.append(f"skipped {root}: {exc}")
+                continue
+            notices.extend(said)
+            parts.append((root, [[{**h, "repo": str(root)} for h in one] for one in results]))
+        merged = merge_ranked(parts, len(queries), options.k, lambda h: float(h["score"]))
+        return {
+            "repo": str(roots[0]),
+            "repos": [str(r) for r in roots],
+            "results": [[hit for _, hit in one] for one in merged],
+            "notices": notices,
+        }
 
     def do_similar(self, params: dict[str, Any], emit: Any) -> dict[str, Any]:
         path = _opt_str(params, "path")

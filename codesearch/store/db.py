@@ -326,7 +326,8 @@ class Store(StoreReads):
             for chunk, h in zip(chunks, chash, strict=True):
                 cur = conn.execute(
                     "INSERT INTO chunks(path, language, kind, name, start_line, end_line, text,"
-                    " header, hash, vector_id, media) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " header, hash, vector_id, media, def_start, def_end)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         chunk.path,
                         chunk.language,
@@ -339,6 +340,8 @@ class Store(StoreReads):
                         h,
                         ids[h],
                         _media_text(chunk.media),
+                        chunk.def_start,
+                        chunk.def_end,
                     ),
                 )
                 conn.execute(

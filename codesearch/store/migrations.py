@@ -78,6 +78,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX refs_doc ON refs(doc)",
         "CREATE INDEX refs_target ON refs(target)",
     ),
+    # 4: a part of a split definition knows the whole definition's lines (0: a whole chunk),
+    # so that search reports the definition and the part as the lines that matched
+    (
+        "ALTER TABLE chunks ADD COLUMN def_start INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE chunks ADD COLUMN def_end INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from codesearch.globs import any_path_matches
+from codesearch.globs import filters_paths, path_passes
+from codesearch.roles import is_test_path
 from codesearch.store import fts
 from codesearch.store.base import VEC_TABLE, StoreBase, _guarded
 from codesearch.store.check import find_problems
@@ -72,6 +73,21 @@ class StoreReads(StoreBase):
         where, params = ("WHERE path = ?", [path]) if path is not None else ("", [])
         sql = f"SELECT {CHUNK_COLUMNS} FROM chunks {where} ORDER BY path, start_line, id"
         return [StoredChunk(row[0], _chunk_row(row[1:])) for row in self._conn.execute(sql, params)]
+
+    @_guarded
+    def parts_of(self, chunks: Sequence[Chunk]) -> dict[tuple[str, int, int], list[Chunk]]:
+        """The parts of the definitions that ``chunks`` are parts of, in line order, keyed by
+        (path, def_start, def_end); whole chunks are left out."""
+        wanted = {(c.path, c.def_start, c.def_end) for c in chunks if c.is_part}
+        found: dict[tuple[str, int, int], list[Chunk]] = {key: [] for key in wanted}
+        for path, start, end in wanted:
+            sql = (
+                f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE path = ? AND def_start = ? "
+                "AND def_end = ? ORDER BY start_line, id"
+            )
+            for row in self._conn.execute(sql, [path, start, end]):
+                found[(path, start, end)].append(_chunk_row(row[1:]))
+        return found
 
     @_guarded
     def chunk_vectors(self, ids: Sequence[int]) -> dict[int, tuple[np.ndarray, str]]:
@@ -261,15 +277,25 @@ class StoreReads(StoreBase):
         if filters.kinds:
             sql.append(f"c.kind IN ({_marks(len(filters.kinds))})")
             params.extend(filters.kinds)
-        if filters.path_globs:
+        if filters_paths(filters):
             # Globs are matched in Python once per file, not once per chunk.
             paths = [
                 path
                 for (path,) in self._conn.execute("SELECT path FROM files")
-                if any_path_matches(path, filters.path_globs)
+                if path_passes(path, filters.path_globs, filters.exclude_globs)
             ]
             sql.append("c.path IN (SELECT value FROM json_each(?))")
             params.append(json.dumps(paths))
+        if not filters.include_tests:
+            # Test files by their path conventions (codesearch.roles), once per file; chunks
+            # that are tests only by their markers are dropped by the searcher.
+            tests = [
+                path
+                for (path,) in self._conn.execute("SELECT path FROM files")
+                if is_test_path(path)
+            ]
+            sql.append("c.path NOT IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(tests))
         return "".join(f" AND {s}" for s in sql), params
 
     def _fts(self, expr: str, k: int, filters: Filters) -> list[tuple[int, float]]:

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from codesearch.globs import any_path_matches
+from codesearch.globs import filters_paths, path_passes
+from codesearch.roles import is_test_path
 from codesearch.types import Chunk, Filters, Media
 
 _BATCH = 500  # ids per `IN (...)` list
@@ -34,19 +35,24 @@ def _as_blob(vector: Any, dim: int) -> bytes:
 
 
 def _filtered(filters: Filters) -> bool:
-    return bool(filters.languages or filters.kinds or filters.path_globs)
+    return bool(
+        filters.languages or filters.kinds or filters_paths(filters) or not filters.include_tests
+    )
 
 
 def _passes(filters: Filters, path: str, language: str, kind: str) -> bool:
     return (
         (not filters.languages or language in filters.languages)
         and (not filters.kinds or kind in filters.kinds)
-        and any_path_matches(path, filters.path_globs)
+        and path_passes(path, filters.path_globs, filters.exclude_globs)
+        and (filters.include_tests or not is_test_path(path))
     )
 
 
 # A chunk row: these columns, in this order, become a Chunk (see _chunk_row).
-CHUNK_COLUMNS = "id, path, language, kind, name, start_line, end_line, text, header, media"
+CHUNK_COLUMNS = (
+    "id, path, language, kind, name, start_line, end_line, text, header, media, def_start, def_end"
+)
 
 
 def _media_text(media: Media | None) -> str:
@@ -67,4 +73,4 @@ def _media(text: str) -> Media | None:
 
 def _chunk_row(row: Sequence[Any]) -> Chunk:
     """A Chunk from a row of CHUNK_COLUMNS (without the leading id)."""
-    return Chunk(*row[:8], media=_media(row[8]))
+    return Chunk(*row[:8], media=_media(row[8]), def_start=row[9], def_end=row[10])

@@ -254,6 +254,18 @@ async function openLocation(location: LocationData): Promise<void> {
   }
   range = document.validateRange(range);
   const editor = await vscode.window.showTextDocument(document, { preview: true });
+  if (location.selection !== undefined) {
+    // A part of a long definition matched: the definition's first line in view, the
+    // lines that matched selected (anchor at their end, cursor at their start).
+    const s = location.selection;
+    const matched = document.validateRange(
+      new vscode.Range(s.start.line, s.start.character, s.end.line, s.end.character),
+    );
+    editor.revealRange(range, vscode.TextEditorRevealType.AtTop);
+    editor.selection = new vscode.Selection(matched.end, matched.start);
+    editor.revealRange(matched, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
+    return;
+  }
   // Anchor at the end, cursor at the start: the selection covers the result and the
   // cursor sits on its first line, which stays in view even for a long function.
   editor.selection = new vscode.Selection(range.end, range.start);

@@ -30,6 +30,12 @@ export interface ServerResult {
   snippet?: string;
   start_line?: number;
   end_line?: number;
+  /** The lines that matched best (a part of a long definition); `range` otherwise. */
+  selectionRange?: Range;
+  match_start?: number;
+  match_end?: number;
+  /** False when the best matches are weak. */
+  confident?: boolean;
 }
 
 /** Where to jump: a URI string and a 0-based range ready for `new vscode.Range(...)`. */
@@ -42,6 +48,11 @@ export interface LocationData {
    * extend the selection to the end of `range.end.line`.
    */
   wholeLines: boolean;
+  /**
+   * The lines that matched best when they are only part of `range` (a long definition of
+   * which one part matched): what to select. Undefined when the whole result matched.
+   */
+  selection?: Range;
 }
 
 /** The data of one quick-pick item (the extension adds nothing but the vscode types). */
@@ -187,7 +198,13 @@ export function toLocation(result: unknown): LocationData | undefined {
   }
   const range = serverRange(result.range);
   if (range !== undefined) {
-    return { uri, range, wholeLines: false };
+    const selection = serverRange(result.selectionRange);
+    const inside =
+      selection !== undefined &&
+      selection.start.line >= range.start.line &&
+      selection.end.line <= range.end.line &&
+      (selection.start.line !== range.start.line || selection.end.line !== range.end.line);
+    return inside ? { uri, range, wholeLines: false, selection } : { uri, range, wholeLines: false };
   }
   const startLine = (lineNumber(result.start_line) ?? 1) - 1;
   const endLine = Math.max(startLine, (lineNumber(result.end_line) ?? startLine + 1) - 1);
@@ -228,7 +245,12 @@ export function toPickItem(result: unknown): PickItemData | undefined {
   const line = lineNumber(result.start_line) ?? location.range.start.line + 1;
   const snippet = firstLine(result.snippet);
   const score = formatScore(result.score);
-  const detail = [snippet, score === "" ? "" : `score ${score}`]
+  const matched =
+    location.selection === undefined
+      ? ""
+      : `matched lines ${location.selection.start.line + 1}-${location.selection.end.line + 1}`;
+  const weak = result.confident === false ? "weak match" : "";
+  const detail = [snippet, score === "" ? "" : `score ${score}`, matched, weak]
     .filter((part) => part !== "")
     .join("  ·  ");
   return {

@@ -180,12 +180,22 @@ function M.items(answer, encoding)
   for _, r in ipairs(answer.results or {}) do
     local filename = vim.uri_to_fname(r.uri)
     local start = r.range.start
+    local text = string.format('%s %s  %.3f', r.kind, r.name, r.score)
+    -- a part of a long definition matched: the entry spans the definition, its text names
+    -- the lines that matched
+    local sel = r.selectionRange
+    if sel and (sel.start.line ~= start.line or sel['end'].line ~= r.range['end'].line) then
+      text = text .. string.format('  (lines %d-%d matched)', sel.start.line + 1, sel['end'].line + 1)
+    end
+    if r.confident == false then
+      text = text .. '  (weak match)'
+    end
     table.insert(items, {
       filename = filename,
       lnum = start.line + 1,
       col = M.byte_col(line_text(filename, start.line), start.character, encoding),
       end_lnum = r.range['end'].line + 1,
-      text = string.format('%s %s  %.3f', r.kind, r.name, r.score),
+      text = text,
     })
   end
   return items

@@ -107,7 +107,7 @@ const fakeVscode = {
   Selection,
   CancellationError: class CancellationError extends Error {},
   ProgressLocation: { Notification: 15, Window: 10 },
-  TextEditorRevealType: { InCenterIfOutsideViewport: 2 },
+  TextEditorRevealType: { InCenterIfOutsideViewport: 2, AtTop: 3 },
   Uri: { parse: (value: string) => ({ toString: () => value }) },
   commands: {
     registerCommand: (id: string, handler: Handler) => {
@@ -316,6 +316,29 @@ describe("extension glue", () => {
     assert.deepEqual(world.editor.selection?.anchor, new Position(4, 23));
     assert.deepEqual(world.editor.revealed, new Range(4, 14, 4, 23));
     assert.deepEqual(world.errors, []);
+  });
+
+  it("opens a long definition of which a part matched with that part selected", async () => {
+    world.inputs = ["find_me"];
+    world.answers["codesearch/search"] = answer([
+      {
+        uri: URI,
+        path: "src/naïve.py",
+        name: "f",
+        kind: "function",
+        start_line: 3,
+        end_line: 5,
+        match_start: 5,
+        match_end: 5,
+        range: { start: { line: 2, character: 0 }, end: { line: 4, character: 23 } },
+        selectionRange: { start: { line: 4, character: 0 }, end: { line: 4, character: 23 } },
+      },
+    ]);
+    await activate();
+    await run("codesearch.semanticSearch");
+    assert.deepEqual(world.editor.selection?.active, new Position(4, 0));
+    assert.deepEqual(world.editor.selection?.anchor, new Position(4, 23));
+    assert.deepEqual(world.editor.revealed, new Range(4, 0, 4, 23));
   });
 
   it("selects whole lines when a result has no range", async () => {

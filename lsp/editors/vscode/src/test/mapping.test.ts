@@ -141,6 +141,20 @@ describe("locations", () => {
     assert.equal(toPickItem(r)?.description, "src/naïve.py:5");
   });
 
+  it("keeps the matched lines of a long definition as the selection", () => {
+    const selectionRange = { start: { line: 14, character: 4 }, end: { line: 17, character: 9 } };
+    const r = result({ selectionRange, match_start: 15, match_end: 18 });
+    const location = toLocation(r);
+    assert.deepEqual(location?.range, result().range);
+    assert.deepEqual(location?.selection, selectionRange);
+    assert.match(toPickItem(r)?.detail ?? "", /matched lines 15-18/);
+    // the whole definition matched, or a selection outside the range: nothing extra
+    assert.equal(toLocation(result({ selectionRange: result().range }))?.selection, undefined);
+    const outside = { start: { line: 30, character: 0 }, end: { line: 31, character: 0 } };
+    assert.equal(toLocation(result({ selectionRange: outside }))?.selection, undefined);
+    assert.match(toPickItem(result({ confident: false }))?.detail ?? "", /weak match/);
+  });
+
   it("falls back to start_line-1..end_line-1 (whole lines) when there is no range", () => {
     const location = toLocation(result({ range: undefined, start_line: 10, end_line: 20 }));
     assert.deepEqual(location, {
