@@ -7,7 +7,8 @@
 #                                   # handwritten_requests.jsonl); codesearch's raw answers are
 #                                   # kept in benchmarks/out/raw-dev/ for benchmarks/roles_top10.py
 #
-# Needs the project's .venv (it has sentence-transformers for builtin:minilm-window).
+# Needs the project's .venv, with sentence-transformers for builtin:minilm-window
+# (.venv/bin/pip install sentence-transformers). CODESEARCH_MODEL picks the model under test.
 # Results: benchmarks/out/eval-<which>.json and the table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,10 +26,11 @@ if [ "$which" = dev ]; then
   raw=benchmarks/out/raw-dev && mkdir -p $raw
   tool="sh -c '$cs search --repo \"\$1\" --json -k {k} --batch \"\$2\" | tee $PWD/$raw/{corpus}-{variant}.jsonl' _ {repo} {queries_txt}"
 fi
+baselines=()  # BASELINES="bm25" leaves out minilm-window (slow: ~20 min per variant)
+for b in ${BASELINES:-bm25 minilm-window}; do baselines+=(--tool "builtin:$b"); done
 common=(--corpora "$shared/corpora.toml" --skip-large --variant both
         --index-cmd "$cs index {repo} -q"
-        --tool "$tool" --label codesearch
-        --tool builtin:bm25 --tool builtin:minilm-window)
+        --tool "$tool" --label codesearch "${baselines[@]}")
 case $which in
   mined) $py $shared/run_eval.py "${common[@]}" --json-out benchmarks/out/eval-mined.json "$@" ;;
   handwritten) $py $shared/run_eval.py "${common[@]}" --queries $shared/handwritten_requests.jsonl \
