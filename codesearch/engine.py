@@ -48,6 +48,7 @@ def get_embedder(spec: str, batch_size: int, dim: int | None = None) -> Embedder
 # meta keys
 META_ROOT = "repo_root"
 META_MODEL_SPEC = "model_spec"  # what to pass to load_embedder to query this index
+META_MODEL_AUTO = "model_auto"  # "1": the model was picked by auto, "0": asked for by name
 
 
 @dataclass(frozen=True)
@@ -120,11 +121,25 @@ def prepare_writer(
 ) -> Embedder:
     """The embedder that (re)builds ``store``: ``model`` when given, else the one that built
     the index, else ``settings.model``; the index records the choice."""
-    requested = model or store.get_meta(META_MODEL_SPEC) or settings.model
+    requested = model or _built_with(store, settings) or settings.model
     embedder = embedder or get_embedder(requested, settings.batch_size)
     store.set_meta(META_ROOT, str(root))
     store.set_meta(META_MODEL_SPEC, _model_spec(requested))
+    store.set_meta(META_MODEL_AUTO, "1" if requested == "auto" else "0")
     return embedder
+
+
+def _built_with(store: Store, settings: Settings) -> str | None:
+    """The model an update of ``store`` uses: the one that built it, except that an index
+    that ``auto`` built with plain MiniLM moves to the CPU default that replaced it (the code
+    adapter): a new model id, so the update rebuilds it and says so."""
+    spec = store.get_meta(META_MODEL_SPEC)
+    if spec != "minilm" or settings.model != "auto":
+        return spec
+    # indexes from before the choice was recorded were built by auto (the default)
+    if store.get_meta(META_MODEL_AUTO) in (None, "1") and resolve_auto() == "minilm-code":
+        return "auto"
+    return spec
 
 
 def _model_spec(requested: str) -> str:

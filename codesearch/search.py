@@ -46,7 +46,11 @@ log = logging.getLogger(__name__)
 # hand-written questions asked against another corpus (the answer is absent) vs. their own.
 # MiniLM at 0.40, unstripped trees: 203 of 288 absent-answer pairs flagged, 1 of 54 questions
 # whose answer was in the top 10 (none of the 25 with a right top hit); stripped: 208/288, 1/39.
-CONFIDENT_SIMILARITY: dict[str, float] = {"minilm:all-MiniLM-L6-v2": 0.40}
+# minilm-code at 0.36: 156/288 absent flagged, 0 of 56 found (benchmarks/results/).
+CONFIDENT_SIMILARITY: dict[str, float] = {
+    "minilm:all-MiniLM-L6-v2": 0.40,
+    "minilm-code:all-MiniLM-L6-v2+lora-39f6b94b87": 0.36,  # the shipped code adapter
+}
 
 
 @dataclass(frozen=True)

@@ -61,4 +61,4 @@ def test_batch_answers_every_question_in_order(
 def test_auto_and_its_backend_share_one_loaded_model() -> None:
     from codesearch.engine import get_embedder
 
-    assert get_embedder("auto", 32) is get_embedder("minilm", 32)
+    assert get_embedder("auto", 32) is get_embedder("minilm-code", 32)

@@ -330,9 +330,9 @@ def test_auto_picks_jina_v4_only_with_a_gpu_and_the_weights(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert explain_auto() == ("minilm", "no jina-v4 weights found")
+    assert explain_auto() == ("minilm-code", "no jina-v4 weights found")
     monkeypatch.setattr(registry, "cuda_available", lambda: True)
-    assert resolve_auto() == "minilm"  # a GPU alone is not enough
+    assert resolve_auto() == "minilm-code"  # a GPU alone is not enough
     monkeypatch.setenv("CODESEARCH_JINA_V4", str(tiny))
     assert resolve_auto() == "jina-v4"
     assert main(["index", str(demo_repo), "--model", "auto"]) == 0
@@ -340,10 +340,10 @@ def test_auto_picks_jina_v4_only_with_a_gpu_and_the_weights(
     assert "model jina-v4:jina-tiny@" in err
     assert "(picked by auto: a CUDA GPU and the jina-v4 weights were found)" in err
     monkeypatch.setattr(registry, "cuda_available", lambda: False)
-    assert explain_auto() == ("minilm", "jina-v4 weights found, but no CUDA GPU")
+    assert explain_auto() == ("minilm-code", "jina-v4 weights found, but no CUDA GPU")
 
     monkeypatch.setattr(registry, "cuda_available", REAL_CUDA_CHECK)  # this machine, for real
-    assert resolve_auto() == ("jina-v4" if torch.cuda.is_available() else "minilm")
+    assert resolve_auto() == ("jina-v4" if torch.cuda.is_available() else "minilm-code")
 
 
 def test_models_says_why_jina_v4_is_or_is_not_usable(
@@ -383,7 +383,8 @@ def test_models_imports_no_torch_without_jina_weights(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stderr.strip() == "False"
-    assert not json.loads(out.stdout)[1]["usable"]
+    backends = {b["name"]: b for b in json.loads(out.stdout)}
+    assert not backends["jina-v4"]["usable"] and backends["minilm-code"]["usable"]
 
 
 # -- models --download ----------------------------------------------------------------------------

@@ -76,6 +76,27 @@ def folder_model_id(folder: Path, name: str | None = None) -> str:
     return f"hf:{name or folder.name}@{h.hexdigest()[:10]}"
 
 
+def merge_adapter(model: Any, adapter: Path) -> Any:
+    """``model`` with the peft LoRA adapter in ``adapter`` merged into its weights: a plain
+    model again, as fast as the base."""
+    import warnings
+
+    from peft import PeftModel
+
+    with warnings.catch_warnings():  # peft 0.21 asks transformers 5 a deprecated question
+        warnings.simplefilter("ignore", FutureWarning)
+        return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+
+
+def adapter_id(adapter: Path) -> str:
+    """A short id of an adapter's weights: a retrained adapter gets a new one (and the index
+    built with the old one is rebuilt)."""
+    h = hashlib.sha256()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        h.update((adapter / name).read_bytes())
+    return h.hexdigest()[:10]
+
+
 class TransformersEmbedder:
     """Sentence embeddings from a local BERT-like sentence-transformers folder."""
 
@@ -89,7 +110,10 @@ class TransformersEmbedder:
         sort_by_length: bool = True,
         precision: str = "auto",
         max_tokens: int | None = None,
+        adapter: str | Path | None = None,
     ) -> None:
+        """``adapter``: a peft LoRA adapter folder for this base model, merged into the weights
+        at load (``merge_and_unload``), so embedding runs at the base model's speed."""
         self.folder = Path(folder)
         self.model_id = model_id or folder_model_id(self.folder)
         self.batch_size = max(1, int(batch_size))
@@ -130,6 +154,8 @@ class TransformersEmbedder:
         finally:
             if bars:
                 hf_logging.enable_progress_bar()
+        if adapter is not None:
+            self.model = merge_adapter(self.model, Path(adapter))
         self.model.eval()
         self.model.to(self.device)
         self.dim = int(self.model.config.hidden_size)

