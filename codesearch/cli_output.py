@@ -97,30 +97,25 @@ def _check_output_flags(args: argparse.Namespace) -> None:
         raise BadInput("--snippet-lines must be 0 or a positive number of lines")
     if args.snippet_lines is not None and args.max_lines is not None:
         raise BadInput("--snippet-lines and --max-lines both set the snippet length: keep one")
+    shared = {
+        "--json": args.json,
+        "--jsonl": args.jsonl,
+        "--context": args.context is not None,
+        "--max-lines": args.max_lines is not None,
+        "--snippet-lines": args.snippet_lines is not None,
+    }
     if args.files_only:
-        given = {
-            "--json": args.json,
-            "--jsonl": args.jsonl,
-            "--batch": args.batch is not None,
-            "--context": args.context is not None,
-            "--max-lines": args.max_lines is not None,
-            "--snippet-lines": args.snippet_lines is not None,
-        }
-        clash = next((flag for flag, on in given.items() if on), None)
-        if clash is not None:
-            raise BadInput(f"--files-only prints file paths only: it does not go with {clash}")
+        batch = args.batch is not None
+        _refuse("--files-only prints file paths only", {**shared, "--batch": batch})
     if args.vimgrep:
-        given = {
-            "--json": args.json,
-            "--jsonl": args.jsonl,
-            "--files-only": args.files_only,
-            "--context": args.context is not None,
-            "--max-lines": args.max_lines is not None,
-            "--snippet-lines": args.snippet_lines is not None,
-        }
-        clash = next((flag for flag, on in given.items() if on), None)
-        if clash is not None:
-            raise BadInput(f"--vimgrep prints one line per result: it does not go with {clash}")
+        _refuse("--vimgrep prints one line per result", {**shared, "--files-only": args.files_only})
+
+
+def _refuse(what: str, given: dict[str, bool]) -> None:
+    """A one-line error naming the first flag in ``given`` that is set."""
+    clash = next((flag for flag, on in given.items() if on), None)
+    if clash is not None:
+        raise BadInput(f"{what}: it does not go with {clash}")
 
 
 def vimgrep_line(path: str, hit: Hit) -> str:
