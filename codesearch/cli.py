@@ -24,7 +24,6 @@ cli_output's job; the daemon side (daemon, add, remove, repos, status) is cli_da
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from collections.abc import Callable
@@ -293,7 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="jina-v4: one vector per token (late interaction)",
     )
-    p.add_argument("--image", metavar="PATH", help="embed an image (not available yet)")
+    p.add_argument(
+        "--image",
+        metavar="PATH",
+        help="embed a picture (image file, or a PDF's first page) from its pixels, as the index "
+        "does: needs a multimodal model (jina-v4)",
+    )
     p.add_argument("--json", action="store_true", help='print {"model", "task", "dim", "vector"}')
 
     p = sub.add_parser(
@@ -554,70 +558,17 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     return serve(_settings(args), args.repo)
 
 
-def _daemon_command(name: str) -> Callable[[argparse.Namespace], int]:
-    def handler(args: argparse.Namespace) -> int:
-        from codesearch import cli_daemon
+def _command(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """A handler that runs ``cmd_NAME(args, settings)`` of ``codesearch.MODULE``, imported when
+    the command runs (the daemon side: cli_daemon; models and embed: cli_models)."""
 
-        return getattr(cli_daemon, f"cmd_{name}")(args, _settings(args))
+    def handler(args: argparse.Namespace) -> int:
+        import importlib
+
+        command = getattr(importlib.import_module(f"codesearch.{module}"), f"cmd_{name}")
+        return int(command(args, _settings(args)))
 
     return handler
-
-
-def cmd_models(args: argparse.Namespace) -> int:
-    from codesearch.embed import available_backends
-
-    if args.download:
-        from codesearch.embed.registry import download_jina_v4
-
-        folder = download_jina_v4(lambda line: print(f"codesearch: {line}", file=sys.stderr))
-        print(f"jina-v4 weights are in {folder}: `--model jina-v4` (and auto, on a GPU) use them")
-        return 0
-    backends = available_backends()
-    if args.json:
-        print(json.dumps([b.__dict__ for b in backends], indent=2))
-        return 0
-    for b in backends:
-        state = f"not usable: {b.reason}" if not b.usable else "usable"
-        if b.usable and b.reason:  # a caveat (jina-v4 without a GPU)
-            state += f" ({b.reason})"
-        print(f"{b.name:10} {b.description}\n{'':10} needs: {b.needs}\n{'':10} {state}")
-    return 0
-
-
-def cmd_embed(args: argparse.Namespace) -> int:
-    from codesearch.embed.registry import embed_text
-
-    if args.image:
-        raise BadInput("--image is not available yet: the vision path is issue 7")
-    if args.text is None:
-        raise BadInput('nothing to embed: codesearch embed "TEXT" --query (or --passage)')
-    if not (args.query or args.passage):
-        raise BadInput("say how to embed the text: --query (a question) or --passage (a chunk)")
-    settings = _settings(args)
-    result = embed_text(
-        args.text,
-        model=args.model or settings.model,
-        query=args.query,
-        task=args.task,
-        dim=args.dim,
-        multivector=args.multivector,
-        home=settings.home,
-    )
-    if args.json:
-        print(json.dumps(result.to_json()))
-        return 0
-    rows = result.vectors
-    side = "query" if args.query else "passage"
-    shape = (
-        f"{len(rows)} token vectors of {result.dim} dims"
-        if result.multivector
-        else (f"{result.dim} dims")
-    )
-    task = f", task {result.task}" if result.task else ""
-    first = ", ".join(f"{v:+.4f}" for v in rows[0][:8]) if len(rows) else ""
-    print(f"{result.model} ({side}{task}): {shape}, norm {float((rows[0] ** 2).sum()) ** 0.5:.4f}")
-    print(f"[{first}{', ...' if result.dim > 8 else ''}]")
-    return 0
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -625,12 +576,12 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "search": cmd_search,
     "similar": cmd_similar,
     "status": cmd_status,
-    "models": cmd_models,
-    "embed": cmd_embed,
-    "add": _daemon_command("add"),
-    "remove": _daemon_command("remove"),
-    "repos": _daemon_command("repos"),
-    "daemon": _daemon_command("daemon"),
+    "models": _command("cli_models", "models"),
+    "embed": _command("cli_models", "embed"),
+    "add": _command("cli_daemon", "add"),
+    "remove": _command("cli_daemon", "remove"),
+    "repos": _command("cli_daemon", "repos"),
+    "daemon": _command("cli_daemon", "daemon"),
     "mcp": cmd_mcp,
 }
 

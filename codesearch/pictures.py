@@ -23,7 +23,7 @@ from codesearch.media.context import context_text
 from codesearch.media.formats import is_visual
 from codesearch.media.load import MediaLimits, Visual, inspect, render, visual_text
 from codesearch.media.refs import find_refs, is_document
-from codesearch.types import Chunk, ImageRef, Media, Skip
+from codesearch.types import BadInput, Chunk, ImageRef, Media, Skip
 
 IMAGE_LANGUAGE = "image"
 PDF_LANGUAGE = "pdf"
@@ -99,3 +99,14 @@ def pixels(root: Path, chunk: Chunk, max_pixels: int) -> Any:
         raise ValueError(f"{chunk.path} is not a picture chunk")
     visual = Visual(chunk.path, chunk.kind, media.page, media.width, media.height, media.hash)
     return render(root / chunk.path, visual, max_pixels)
+
+
+def open_file(abs_path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Any:
+    """The picture in the file at ``abs_path`` (an image, or a PDF's first page) as the index
+    renders it, within ``max_pixels``; BadInput (one line) for a file that is not a readable
+    picture."""
+    visuals, skips = inspect(abs_path, abs_path.name)
+    if not visuals:
+        why = f"{skips[0].reason}: {skips[0].detail}" if skips else "no picture in it"
+        raise BadInput(f"{abs_path}: {why}")
+    return render(abs_path, visuals[0], max_pixels)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from codesearch.embed.base import BackendInfo, Embedder
+from codesearch.embed.base import PICTURE_TASK, BackendInfo, Embedder, supports_images
 from codesearch.types import BadInput, CodesearchError, ModelUnavailable
 
 NAMES = ("auto", "minilm-code", "minilm", "jina-v4", "remote", "fake")
@@ -521,6 +521,32 @@ def embed_text(
         return TextEmbedding(embedder.model_id, task, embedder.multi_vector_dim, rows, True)
     embed = embedder.embed_queries if query else embedder.embed_documents
     return TextEmbedding(embedder.model_id, task, embedder.dim, embed([text], task=task))
+
+
+def embed_image(
+    image: Any,
+    *,
+    model: str = "auto",
+    task: str | None = None,
+    dim: int | None = None,
+    device: str | None = None,
+    home: Path | None = None,
+) -> TextEmbedding:
+    """Embed a picture (a PIL image) from its pixels, as the index embeds picture files (task
+    ``PICTURE_TASK`` unless ``task``); only a multimodal backend (jina-v4) can."""
+    target = _resolve(model)
+    if target.kind != "jina" and task is not None:
+        raise BadInput(f"model {target.label} has no tasks: omit --task (a jina-v4 option)")
+    task = task or PICTURE_TASK
+    embedder: Any = _load(target, batch_size=1, device=device, dim=dim, home=home, task=task)
+    if not supports_images(embedder):
+        raise BadInput(
+            f"model {embedder.model_id} embeds text only: a picture needs a multimodal model "
+            "(--model jina-v4)"
+        )
+    return TextEmbedding(
+        embedder.model_id, task, embedder.dim, embedder.embed_images([image], task=task)
+    )
 
 
 def _load_folder(
