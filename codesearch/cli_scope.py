@@ -124,8 +124,7 @@ def search_here(
     if not where.multi:
         root = where.repos[0] if where.repos else locate_repo(Path.cwd(), settings)
         if where.scope is not None:
-            folder = globs.folder_of(root, where.scope)
-            options = replace(options, filters=globs.scope(options.filters, folder))
+            options = replace(options, filters=globs.scoped_to(options.filters, root, where.scope))
         return Found.of(root, _search_one(root, settings, queries, options, model))
     roots = list(where.repos) or registered(settings)
     parts: list[tuple[Path, list[list[Hit]]]] = []

@@ -154,6 +154,12 @@ def scope(filters: Filters, folder: str) -> Filters:
     return replace(filters, path_globs=include, exclude_globs=exclude)
 
 
+def scoped_to(filters: Filters, root: Path, folder: Path) -> Filters:
+    """``filters`` of a search of the repository ``root`` run from ``folder`` (an absolute
+    path): :func:`scope` to the folder's place in the repository."""
+    return scope(filters, folder_of(root, folder))
+
+
 def folder_of(root: Path, folder: Path) -> str:
     """``folder`` relative to the repository ``root`` (POSIX), the scope of a search run from
     it; "" when it is the root itself or lies outside it."""

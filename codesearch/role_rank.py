@@ -31,14 +31,21 @@ class RoleRanker:
         self.store = store
         self.fusion = fusion
 
-    def weigh(self, query: str, fused: dict[int, float], filters: Filters) -> dict[int, float]:
+    def weigh(
+        self,
+        query: str,
+        fused: dict[int, float],
+        filters: Filters,
+        chunks: Mapping[int, StoredChunk],
+    ) -> dict[int, float]:
         """The fused scores re-weighed by each candidate's role (:mod:`codesearch.roles`):
         tests below code (above it when the question asks for tests; left out with
-        ``include_tests=False``), changelogs below code, stubs folded into their code."""
+        ``include_tests=False``), changelogs below code, stubs folded into their code.
+        ``chunks``: the candidates' chunks (the caller reads them once, for this and for its
+        results)."""
         if not fused:
             return fused
         f = self.fusion
-        chunks = self.store.chunks(list(fused))
         tests = f.asked_test_weight if asks_for_tests(query) else f.test_weight
         changelogs = 1.0 if asks_for_changes(query) else f.changelog_weight
         kinds = {

@@ -212,10 +212,14 @@ class Searcher:
         if f.phrase_bonus:
             for cid in self.store.phrase(query, depth, options.filters):
                 fused[cid] = fused.get(cid, 0.0) + f.phrase_bonus
-        fused = RoleRanker(self.store, self.fusion).weigh(query, fused, options.filters)
+        chunks = self.store.chunks(list(fused))  # read once: for the roles and the results
+        fused = RoleRanker(self.store, self.fusion).weigh(query, fused, options.filters, chunks)
         confident = self._confident(dense)
         ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
-        chunks = self.store.chunks([cid for cid, _ in ranked[: depth * 2]])
+        # a stub's score may have gone to its implementation, which was no candidate
+        unread = [cid for cid, _ in ranked[: depth * 2] if cid not in chunks]
+        if unread:
+            chunks = {**chunks, **self.store.chunks(unread)}
         if options.rerank > 0:
             ranked = self._rerank(query, ranked, chunks, options.rerank)
         hits = self.with_references(collapse(ranked, chunks, options, self.store.parts_of))

@@ -142,8 +142,7 @@ class Dispatcher:
         root = self.service.resolve(_opt_str(params, "repo"), _opt_str(params, "cwd"))
         scope = _opt_str(params, "scope")
         if scope:  # a search from a subfolder: that folder only, patterns relative to it
-            folder = globs.folder_of(root, Path(scope))
-            options = replace(options, filters=globs.scope(options.filters, folder))
+            options = replace(options, filters=globs.scoped_to(options.filters, root, Path(scope)))
         results, notices = self.service.search(root, queries, options, model)
         return {"repo": str(root), "results": results, "notices": notices}
 
