@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     from codesearch.config import load_settings
     from codesearch.engine import RepoSearch, index_repo
     from codesearch.search import SearchOptions
+    from codesearch.wire.hits import Hit
 
     settings = load_settings(home)
     questions = _load(args.queries)
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             own = [i for i, q in enumerate(questions) if q["corpus"] == corpus]
             answers = repo.search_many([texts[i] for i in own], SearchOptions(k=10))
             rank = {
-                i: run_eval.first_rank([h.to_json() for h in hits], questions[i], True)
+                i: run_eval.first_rank([Hit.of(h).dump() for h in hits], questions[i], True)
                 for i, hits in zip(own, answers, strict=True)
             }
             for i, vector in enumerate(vectors):

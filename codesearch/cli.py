@@ -41,12 +41,13 @@ from codesearch.cli_output import (
     _print_results,
     _print_similar,
 )
-from codesearch.cli_scope import filters_from, filters_json
+from codesearch.cli_scope import filters_from, filters_wire
 from codesearch.types import KINDS, BadInput, CodesearchError, Filters, Hit, IndexStats
 
 if TYPE_CHECKING:
     from codesearch.config import Settings
     from codesearch.engine import IndexStatus
+    from codesearch.wire.hits import Source
 
 COMMANDS = (
     "index",
@@ -427,18 +428,24 @@ def cmd_search(args: argparse.Namespace) -> int:
     found = None
     if settings.daemon and not args.no_daemon:
         from codesearch import cli_daemon
+        from codesearch.wire.base import parse
+        from codesearch.wire.daemon import SearchParams, SearchResult
 
-        params = {
-            "queries": queries,
-            "k": args.k,
-            "rerank": args.rerank,
-            "filters": filters_json(filters),
-            **where.params(),
-            "model": args.model,
-        }
-        if args.max_lines is not None:
-            params["snippet_lines"] = args.max_lines
-        answer = cli_daemon.search(settings, params)
+        params = parse(
+            SearchParams,
+            {
+                "queries": queries,
+                "k": args.k,
+                "rerank": args.rerank,
+                "filters": filters_wire(filters),
+                **where.params(),
+                "model": args.model,
+                "snippet_lines": args.max_lines,
+            },
+            BadInput,  # what the daemon would say
+            dotted=False,
+        )
+        answer = cli_daemon.query(settings, params, SearchResult)
         if answer is not None:
             found = cli_scope.from_daemon(answer, where.multi)
     if found is None:
@@ -459,22 +466,24 @@ def cmd_similar(args: argparse.Namespace) -> int:
     found = None
     if settings.daemon and not args.no_daemon:
         from codesearch import cli_daemon
+        from codesearch.wire.base import parse
+        from codesearch.wire.daemon import SimilarParams, SimilarResult
 
-        params = {
+        asked = {
             "path": path,
             "line": line,
             "k": args.k,
-            "filters": filters_json(filters),
+            "filters": filters_wire(filters),
             "repo": str(Path(args.repo).expanduser().absolute()) if args.repo else None,
             "cwd": str(start),
             "model": args.model,
+            "snippet_lines": args.max_lines,
         }
-        if args.max_lines is not None:
-            params["snippet_lines"] = args.max_lines
-        answer = cli_daemon.query(settings, "similar", params)
+        params = parse(SimilarParams, asked, BadInput, dotted=False)
+        answer = cli_daemon.query(settings, params, SimilarResult)
         if answer is not None:
-            hits = [Hit.from_json(h) for h in answer["results"]]
-            found = Path(answer["repo"]), dict(answer["source"]), hits
+            hits = [h.to_hit() for h in answer.results]
+            found = Path(answer.repo), answer.source, hits
     if found is None:
         found = _similar_here(args, settings, path, line, start, filters)
     return _print_similar(args, *found)
@@ -503,11 +512,11 @@ def _similar_here(
     line: int,
     start: Path,
     filters: Filters,
-) -> tuple[Path, dict[str, object], list[Hit]]:
+) -> tuple[Path, Source, list[Hit]]:
     from codesearch.engine import RepoSearch, locate_repo
     from codesearch.paths import resolve_root
     from codesearch.search import SearchOptions
-    from codesearch.similar import source_json
+    from codesearch.wire.hits import Source
 
     root = resolve_root(Path(args.repo)) if args.repo else locate_repo(start, settings)
     with RepoSearch(root, settings, model=args.model) as repo:
@@ -515,7 +524,7 @@ def _similar_here(
         if args.max_lines is not None:
             options = replace(options, snippet_lines=args.max_lines)
         source, hits = repo.similar(path, line, options)
-        return root, source_json(source), hits
+        return root, Source.of(source), hits
 
 
 def _search_here(

@@ -8,50 +8,44 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from codesearch.config import Settings
-from codesearch.daemon.client import Client, running
-from codesearch.daemon.protocol import DaemonUnavailable, SchemaMismatch
+from codesearch.daemon.client import running
 from codesearch.daemon.runtime import runtime
 from codesearch.types import BadInput
+
+if TYPE_CHECKING:
+    from codesearch.daemon.link import DaemonLink
+    from codesearch.wire import daemon as wire
+    from codesearch.wire.daemon import Params, ProgressEvent, SearchResult, SimilarResult
+
+    Answer = TypeVar("Answer", SearchResult, SimilarResult)
 
 
 def notice(message: str) -> None:
     print(f"codesearch: {message}", file=sys.stderr)
 
 
-def connect(settings: Settings, start: bool) -> Client:
-    """A connection to the daemon, starting it (with a notice) when ``start``."""
-    from codesearch.daemon import lifecycle
+def link(settings: Settings, start: bool = True) -> DaemonLink:
+    """The daemon, started (with a notice) when none runs and ``start``; restarted when it
+    dies during a call or is another version's (daemon/link.py)."""
+    from codesearch.daemon.link import DaemonLink
 
-    return lifecycle.connect(settings, autostart=start, notice=notice)
-
-
-def search(settings: Settings, params: dict[str, Any]) -> dict[str, Any] | None:
-    """Search through the daemon; None when no daemon can serve (the caller works in-process)."""
-    return query(settings, "search", params)
+    return DaemonLink(settings, autostart=start, notice=notice)
 
 
-def query(settings: Settings, method: str, params: dict[str, Any]) -> dict[str, Any] | None:
+def query(settings: Settings, params: Params, result: type[Answer]) -> Answer | None:
     """A query (``search``, ``similar``) through the daemon, its notices printed; None when
     no daemon can serve (the caller works in-process)."""
+    from codesearch.daemon.link import NotRunning
+
     try:
-        client = connect(settings, start=True)
-    except DaemonUnavailable as exc:
+        answer = link(settings).request(params, result)
+    except NotRunning as exc:
         notice(f"{exc}; searching in-process")
         return None
-    try:
-        with client:
-            answer = client.call(method, params)
-    except SchemaMismatch:  # a daemon left running by another version of codesearch
-        from codesearch.daemon import lifecycle
-
-        notice("the running daemon is from another codesearch version: restarting it")
-        lifecycle.stop(settings)
-        with connect(settings, start=True) as client:
-            answer = client.call(method, params)
-    for line in answer.get("notices", []):
+    for line in answer.notices:
         notice(line)
     return answer
 
@@ -138,19 +132,18 @@ def _ago(seconds: float) -> str:
 
 
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
+    from codesearch.wire import daemon as wire
+
     path = str(Path(args.path).expanduser().resolve())
-    with connect(settings, start=True) as client:
-        bar = _EventBar() if not args.no_wait else None
-        try:
-            answer = client.call("add", {"path": path, "wait": not args.no_wait}, on_event=bar)
-        finally:
-            if bar is not None:
-                bar.close()
-    verb = "watching" if answer["added"] else "already watching"
-    print(
-        f"{verb} {answer['root']}: {answer.get('files', 0)} files, "
-        f"{answer.get('chunks', 0)} chunks ({answer['state']})"
-    )
+    bar = _EventBar() if not args.no_wait else None
+    try:
+        params = wire.AddParams(path=path, wait=not args.no_wait)
+        answer = link(settings).request(params, wire.AddResult, on_progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    verb = "watching" if answer.added else "already watching"
+    print(f"{verb} {answer.root}: {answer.files} files, {answer.chunks} chunks ({answer.state})")
     return 0
 
 
@@ -163,19 +156,9 @@ class _EventBar:
         self.bar = ProgressBar()
         self.started = time.monotonic()
 
-    def __call__(self, name: str, data: dict[str, Any]) -> None:
-        if name != "progress" or not data.get("files_total"):
-            return
-        from codesearch.types import Progress
-
-        self.bar(
-            Progress(
-                files_done=int(data["files_done"]),
-                files_total=int(data["files_total"]),
-                chunks_embedded=int(data["chunks_embedded"]),
-                elapsed=time.monotonic() - self.started,
-            )
-        )
+    def __call__(self, event: ProgressEvent) -> None:
+        if event.files_total:
+            self.bar(event.at(time.monotonic() - self.started))
 
     def close(self) -> None:
         self.bar.close()
@@ -183,13 +166,16 @@ class _EventBar:
 
 def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
     from codesearch.daemon import registry
+    from codesearch.daemon.link import NotRunning
+    from codesearch.wire import daemon as wire
 
     path = str(Path(args.path).expanduser().resolve())
     try:
-        with Client.connect(settings) as client:
-            answer = client.call("remove", {"path": path})
-        root = answer["root"]
-    except DaemonUnavailable:
+        answer = link(settings, start=False).request(
+            wire.RemoveParams(path=path), wire.RemoveResult
+        )
+        root = answer.root
+    except NotRunning:
         rt = runtime(settings)
         roots = registry.load(rt.repos)
         if Path(path) not in roots:
@@ -205,15 +191,19 @@ def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_repos(args: argparse.Namespace, settings: Settings) -> int:
     from codesearch.daemon import registry
+    from codesearch.daemon.link import NotRunning
+    from codesearch.wire import daemon as wire
 
     try:
-        with Client.connect(settings) as client:
-            repos = client.call("repos")["repos"]
-    except DaemonUnavailable:
-        repos = [
-            {"root": str(r), "state": "daemon not running", "watching": False}
+        listed = link(settings, start=False).request(wire.ReposParams(), wire.ReposResult).repos
+        document = wire.ReposDocument(repos=listed)
+    except NotRunning:
+        gone = [
+            wire.LocalRepo(root=str(r), state=wire.LocalState.DAEMON_DOWN)
             for r in registry.load(runtime(settings).repos)
         ]
+        document = wire.ReposDocument(repos=gone)
+    repos = document.dump()["repos"]
     if args.json:
         print(json.dumps({"repos": repos}, indent=2))
         return 0
@@ -231,29 +221,32 @@ def cmd_repos(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from codesearch.daemon import registry
+    from codesearch.daemon.link import NotRunning
+    from codesearch.wire import daemon as wire
 
     root = _status_root(args, settings)
     info = None
     if settings.daemon:
         try:
-            with Client.connect(settings) as client:
-                info = client.call("status", {"repo": str(root)} if root else {})
-        except DaemonUnavailable:
+            params = wire.StatusParams(repo=str(root) if root else None)
+            info = link(settings, start=False).request(params, wire.StatusResult)
+        except NotRunning:
             info = None
-    daemon = info["daemon"] if info else None
-    repos: list[dict[str, Any]] = info["repos"] if info else []
+    repos: list[wire.RepoStatus | wire.LocalRepo] = list(info.repos) if info else []
     watched = registry.load(runtime(settings).repos)
     if root is not None and not repos:
         repos = [_local_status(root, settings, root in watched and info is None)]
     if root is None and info is None:
         repos = [_local_status(r, settings, True) for r in watched]
+    document = wire.StatusDocument(daemon=info.daemon if info else None, repos=repos).dump()
+    daemon = document["daemon"]
     if args.json:
-        print(json.dumps({"daemon": daemon, "repos": repos}, indent=2))
+        print(json.dumps(document, indent=2))
         return 0
     print(_daemon_line(daemon) if daemon else "daemon      not running (`codesearch daemon start`)")
-    if not repos:
+    if not document["repos"]:
         print("no repositories are watched (`codesearch add PATH`)")
-    for repo in repos:
+    for repo in document["repos"]:
         print(_repo_lines(repo))
     return 0
 
@@ -271,31 +264,32 @@ def _status_root(args: argparse.Namespace, settings: Settings) -> Path | None:
     return None
 
 
-def _local_status(root: Path, settings: Settings, registered: bool) -> dict[str, Any]:
+def _local_status(root: Path, settings: Settings, registered: bool) -> wire.LocalRepo:
     """What the index of ``root`` holds, read in-process (no daemon, or not watched)."""
     from codesearch.engine import index_status
     from codesearch.types import IndexMissing
+    from codesearch.wire import daemon as wire
 
-    state = "registered, daemon not running" if registered else "not watched"
-    base: dict[str, Any] = {"root": str(root), "state": state, "watching": False}
+    state = wire.LocalState.REGISTERED if registered else wire.LocalState.NOT_WATCHED
     try:
         st = index_status(root, settings)
     except IndexMissing:
-        return {**base, "state": "not indexed", "files": 0, "chunks": 0}
-    return {
-        **base,
-        "index": str(st.index_path),
-        "files": st.files,
-        "chunks": st.chunks,
-        "vectors": st.vectors,
-        "model": st.model_id,
-        "dim": st.dim,
-        "index_bytes": st.bytes,
-        "languages": st.languages,
-        "kinds": st.kinds,
-        "pictures": st.pictures,
-        "pictures_waiting": st.pictures_waiting,
-    }
+        return wire.LocalRepo(root=str(root), state=wire.LocalState.NOT_INDEXED, files=0, chunks=0)
+    return wire.LocalRepo(
+        root=str(root),
+        state=state,
+        index=str(st.index_path),
+        files=st.files,
+        chunks=st.chunks,
+        vectors=st.vectors,
+        model=st.model_id,
+        dim=st.dim,
+        index_bytes=st.bytes,
+        languages=st.languages,
+        kinds=st.kinds,
+        pictures=st.pictures,
+        pictures_waiting=st.pictures_waiting,
+    )
 
 
 def _repo_lines(repo: dict[str, Any]) -> str:

@@ -16,13 +16,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from codesearch.types import BadInput, Hit
+from codesearch.types import CODE_KINDS, BadInput, Hit
 
 if TYPE_CHECKING:
     from codesearch.snippets import View
+    from codesearch.wire.hits import Hit as Record
+    from codesearch.wire.hits import Source
 
 SNIPPET_LINES = 6  # snippet lines per result in human output
-CODE_KINDS = ("function", "method", "class", "module")
 _NOT_SIGNATURE = ("#", "//", "/*", "*", "--", ";", "@")  # comments, decorators, attributes
 
 
@@ -156,15 +157,13 @@ def _views(pairs: list[tuple[Path, Hit]], args: argparse.Namespace) -> list[View
     return [v for v in out if v is not None]
 
 
-def _record(view: View, root: Path, multi: bool) -> dict[str, object]:
-    record = view.to_json()
-    if multi:
-        record["repo"] = str(root)
-    return record
+def _record(view: View, root: Path, multi: bool) -> Record:
+    return view.record(str(root) if multi else None)
 
 
 def _print_results(args: argparse.Namespace, queries: list[str], found: Found) -> int:
     from codesearch.render import Style, format_hits, use_color
+    from codesearch.wire.hits import HitLine, SearchDocument
 
     multi = found.multi
     results = found.results
@@ -187,17 +186,18 @@ def _print_results(args: argparse.Namespace, queries: list[str], found: Found) -
     if args.jsonl:
         for query, one, where in zip(queries, shown, roots, strict=True):
             for rank, (view, root) in enumerate(zip(one, where, strict=True), 1):
-                print(json.dumps({"query": query, "rank": rank, **_record(view, root, multi)}))
+                record = _record(view, root, multi)
+                print(json.dumps(HitLine(query=query, rank=rank, **dict(record)).dump()))
         return 0 if args.batch or any(shown) else 1
     if args.batch:
         for query, one, where in zip(queries, shown, roots, strict=True):
             records = [_record(v, r, multi) for v, r in zip(one, where, strict=True)]
-            print(json.dumps({"query": query, "results": records}))
+            print(json.dumps(SearchDocument(query=query, results=records).dump()))
         return 0
     pairs = results[0]
     if args.json:
         records = [_record(v, r, multi) for v, r in zip(shown[0], roots[0], strict=True)]
-        print(json.dumps({"query": queries[0], "results": records}, indent=2))
+        print(json.dumps(SearchDocument(query=queries[0], results=records).dump(), indent=2))
     elif pairs:
         hits = [replace(hit, path=shown_path(root, hit)) for root, hit in pairs]
         lines = args.max_lines if args.max_lines is not None else args.snippet_lines
@@ -211,12 +211,11 @@ def _print_results(args: argparse.Namespace, queries: list[str], found: Found) -
     return 0 if pairs else 1
 
 
-def _print_similar(
-    args: argparse.Namespace, root: Path, source: dict[str, object], hits: list[Hit]
-) -> int:
+def _print_similar(args: argparse.Namespace, root: Path, source: Source, hits: list[Hit]) -> int:
     """Like a search's output, with the source in place of the query."""
     from codesearch.render import Style, format_hits, use_color
     from codesearch.snippets import views
+    from codesearch.wire.hits import SimilarDocument, SimilarHitLine
 
     if args.files_only:
         files = list(dict.fromkeys(h.path for h in hits))
@@ -230,13 +229,15 @@ def _print_similar(
     shown = views(hits, root, args.max_lines, args.context)
     if args.jsonl:
         for rank, view in enumerate(shown, 1):
-            print(json.dumps({"source": source, "rank": rank, **view.to_json()}))
+            line = SimilarHitLine(source=source, rank=rank, **dict(view.record()))
+            print(json.dumps(line.dump()))
     elif args.json:
-        print(json.dumps({"source": source, "results": [v.to_json() for v in shown]}, indent=2))
+        document = SimilarDocument(source=source, results=[v.record() for v in shown])
+        print(json.dumps(document.dump(), indent=2))
     else:
-        what = f"{source['kind']} {source['name']}" if source["name"] else source["kind"]
+        what = f"{source.kind} {source.name}" if source.name else source.kind
         style = Style(use_color(sys.stdout))
-        where = f"{source['path']}:{source['start_line']}-{source['end_line']}"
+        where = f"{source.path}:{source.start_line}-{source.end_line}"
         print(style("dim", f"like {where}  {what}"))
         if hits:
             lines = SNIPPET_LINES if args.max_lines is None else args.max_lines

@@ -14,15 +14,16 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from codesearch import globs
 from codesearch.cli_output import Found
-from codesearch.types import BadInput, CodesearchError, Filters, Hit
+from codesearch.types import BadInput, Filters, Hit
 
 if TYPE_CHECKING:
     from codesearch.config import Settings
     from codesearch.search import SearchOptions
+    from codesearch.wire import daemon as wire
 
 
 def filters_from(args: argparse.Namespace) -> Filters:
@@ -38,15 +39,17 @@ def filters_from(args: argparse.Namespace) -> Filters:
     )
 
 
-def filters_json(filters: Filters) -> dict[str, Any]:
+def filters_wire(filters: Filters) -> wire.Filters:
     """The filters as the daemon's ``filters`` object."""
-    return {
-        "languages": list(filters.languages),
-        "path_globs": list(filters.path_globs),
-        "kinds": list(filters.kinds),
-        "exclude_globs": list(filters.exclude_globs),
-        "include_tests": filters.include_tests,
-    }
+    from codesearch.wire import daemon as wire
+
+    return wire.Filters(
+        languages=list(filters.languages),
+        path_globs=list(filters.path_globs),
+        kinds=list(filters.kinds),
+        exclude_globs=list(filters.exclude_globs),
+        include_tests=filters.include_tests,
+    )
 
 
 @dataclass(frozen=True)
@@ -62,19 +65,17 @@ class Target:
     def multi(self) -> bool:
         return self.all_repos or len(self.repos) > 1
 
-    def params(self) -> dict[str, Any]:
-        """The daemon request's part that says where to search."""
+    def params(self) -> dict[str, object]:
+        """The daemon request's part that says where to search (``wire.SearchParams``)."""
         if self.all_repos:
             return {"all_repos": True}
         if self.multi:
             return {"repos": [str(r) for r in self.repos]}
-        out: dict[str, Any] = {
+        return {
             "repo": str(self.repos[0]) if self.repos else None,
             "cwd": str(Path.cwd()),
+            "scope": str(self.scope) if self.scope is not None else None,
         }
-        if self.scope is not None:
-            out["scope"] = str(self.scope)
-        return out
 
 
 def target(args: argparse.Namespace) -> Target:
@@ -99,12 +100,12 @@ def registered(settings: Settings) -> list[Path]:
     return roots
 
 
-def from_daemon(answer: dict[str, Any], multi: bool) -> Found:
+def from_daemon(answer: wire.SearchResult, multi: bool) -> Found:
     """The daemon's answer to a search as :class:`Found`."""
-    root = Path(answer["repo"])
+    root = Path(answer.repo)
     results = [
-        [(Path(h["repo"]) if multi else root, Hit.from_json(h)) for h in one]
-        for one in answer["results"]
+        [(Path(h.repo) if multi and h.repo else root, h.to_hit()) for h in one]
+        for one in answer.results
     ]
     return Found(results, multi)
 
@@ -119,25 +120,26 @@ def search_here(
     """The search in this process (no daemon): one repository, or several merged by score."""
     from dataclasses import replace
 
-    from codesearch.engine import locate_repo, merge_ranked
+    from codesearch.engine import locate_repo
+    from codesearch.ranked import search_several
 
     if not where.multi:
         root = where.repos[0] if where.repos else locate_repo(Path.cwd(), settings)
         if where.scope is not None:
             options = replace(options, filters=globs.scoped_to(options.filters, root, where.scope))
         return Found.of(root, _search_one(root, settings, queries, options, model))
-    roots = list(where.repos) or registered(settings)
-    parts: list[tuple[Path, list[list[Hit]]]] = []
-    for root in roots:
-        try:
-            parts.append((root, _search_one(root, settings, queries, options, model)))
-        except BadInput:
-            raise
-        except CodesearchError as exc:
-            if not where.all_repos:
-                raise
-            print(f"codesearch: skipped {root}: {exc}", file=sys.stderr)
-    merged = merge_ranked(parts, len(queries), options.k, lambda hit: hit.score)
+
+    def skipped(root: Path, exc: Exception) -> None:
+        print(f"codesearch: skipped {root}: {exc}", file=sys.stderr)
+
+    merged = search_several(
+        list(where.repos) or registered(settings),
+        lambda root: _search_one(root, settings, queries, options, model),
+        len(queries),
+        options.k,
+        lambda hit: hit.score,
+        skipped if where.all_repos else None,
+    )
     return Found(merged, multi=True)
 
 

@@ -4,10 +4,8 @@ search it. The daemon owns one for all faces; the CLI uses it in-process with --
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from codesearch.config import Settings
 from codesearch.embed import Embedder, load_embedder, resolve_auto
@@ -16,8 +14,6 @@ from codesearch.paths import find_repo_root, resolve_root
 from codesearch.search import Searcher, SearchOptions
 from codesearch.store import Store
 from codesearch.types import Chunk, Hit, IndexMissing, IndexStats, ModelMismatch, NotARepository
-
-T = TypeVar("T")
 
 _LOADED: dict[tuple[str, int, int | None], Embedder] = {}
 _LOADING = threading.Lock()
@@ -226,21 +222,3 @@ def index_status(root: Path, settings: Settings) -> IndexStatus:
             pictures=pictures,
             pictures_waiting=waiting,
         )
-
-
-def merge_ranked(
-    parts: Sequence[tuple[Path, list[list[T]]]],
-    queries: int,
-    k: int,
-    score: Callable[[T], float],
-) -> list[list[tuple[Path, T]]]:
-    """One ranked list per query from the answers of several repositories (``parts``: each
-    root with its hits per query, best first): the ``k`` best by score overall, each with its
-    root; ties keep the repositories' order, then each one's own ranks. Scores are normalised
-    within each repository's answer, so across repositories they compare only roughly."""
-    merged: list[list[tuple[Path, T]]] = []
-    for q in range(queries):
-        pool = [(root, hit) for root, results in parts for hit in results[q]]
-        pool.sort(key=lambda pair: -score(pair[1]))  # stable
-        merged.append(pool[:k])
-    return merged

@@ -9,12 +9,17 @@ from __future__ import annotations
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from codesearch.config import Settings
-from codesearch.daemon.protocol import DaemonUnavailable, SchemaMismatch
+from codesearch.daemon.link import DaemonLink
+from codesearch.daemon.protocol import DaemonUnavailable
 from codesearch.paths import find_repo_root, is_inside, relpath, resolve_root
-from codesearch.types import BadInput, CodesearchError, IndexMissing, NotARepository
+from codesearch.types import BadInput, CodesearchError, IndexMissing, NotARepository, RepoState
+from codesearch.wire import daemon as wire
+from codesearch.wire.base import Wire
+
+R = TypeVar("R", bound=Wire)
 
 FIRST_INDEX_WAIT_S = 30.0  # a search of a repository still being indexed waits this long
 
@@ -29,23 +34,15 @@ def notice(message: str) -> None:
 
 
 class Link:
-    """Requests to the daemon, each on a fresh connection (the daemon may be restarted under a
-    long-lived MCP server); the daemon is started when none runs."""
+    """Requests to the daemon through the one client (daemon/link.py: started when none runs,
+    restarted and the request retried once when it dies or is another version's)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+        self.daemon = DaemonLink(settings, autostart=True, notice=notice)
 
-    def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        from codesearch.daemon import lifecycle
-
+    def request(self, params: wire.Params, result: type[R]) -> R:
         try:
-            with lifecycle.connect(self.settings, autostart=True, notice=notice) as client:
-                return client.call(method, params or {})
-        except SchemaMismatch:  # a daemon left running by another version of codesearch
-            notice("the running daemon is from another codesearch version: restarting it")
-            lifecycle.stop(self.settings)
-            with lifecycle.connect(self.settings, autostart=True, notice=notice) as client:
-                return client.call(method, params or {})
+            return self.daemon.request(params, result)
         except DaemonUnavailable as exc:
             raise DaemonUnavailable(
                 f"the codesearch daemon is not available ({exc}); see `codesearch daemon logs`"
@@ -68,7 +65,7 @@ class Agent:
 
     def roots(self) -> list[Path]:
         """The registered repositories (the daemon's list)."""
-        return [Path(r["root"]) for r in self.link.call("repos")["repos"]]
+        return [Path(r.root) for r in self.link.request(wire.ReposParams(), wire.ReposResult).repos]
 
     def setup(self) -> Path | None:
         """Find (and register when needed) the default repository. With ``--repo`` a failure is
@@ -95,10 +92,10 @@ class Agent:
             target = start if self.repo_arg else self._repo_around(start)
             if target is None:
                 return None
-            answer = self.link.call("add", {"path": str(target), "wait": False})
-            if answer.get("added"):
-                notice(f"registered {answer['root']} with the daemon (indexing in the background)")
-            self._default = Path(answer["root"])
+            answer = self.link.request(wire.AddParams(path=str(target)), wire.AddResult)
+            if answer.added:
+                notice(f"registered {answer.root} with the daemon (indexing in the background)")
+            self._default = Path(answer.root)
             return self._default
 
     def _repo_around(self, start: Path) -> Path | None:
@@ -157,36 +154,47 @@ class Agent:
 
     # ------------------------------------------------------------------ daemon calls
 
-    def search(self, root: Path, params: dict[str, Any]) -> dict[str, Any]:
+    def search(self, root: Path, params: wire.SearchParams) -> wire.SearchResult:
         """Search ``root``; a repository still being indexed for the first time is waited for
         (up to FIRST_INDEX_WAIT_S)."""
-        return self._query("search", root, params)
+        return self._query(root, params, wire.SearchResult)
 
-    def similar(self, root: Path, params: dict[str, Any]) -> dict[str, Any]:
+    def similar(self, root: Path, params: wire.SimilarParams) -> wire.SimilarResult:
         """The code of ``root`` most like the chunk at ``params`` path:line (path already
         through :meth:`contain`); waits for a first index like :meth:`search`."""
-        return self._query("similar", root, params)
+        return self._query(root, params, wire.SimilarResult)
 
-    def _query(self, method: str, root: Path, params: dict[str, Any]) -> dict[str, Any]:
-        params = {**params, "repo": str(root)}
+    def _query(self, root: Path, params: wire.Params, result: type[R]) -> R:
+        params = params.model_copy(update={"repo": str(root)})
         try:
-            return self.link.call(method, params)
+            return self.link.request(params, result)
         except IndexMissing:
             repo = self.status(root)
-            if repo is None or repo.get("state") not in ("queued", "indexing"):
+            if repo is None or repo.state not in (RepoState.QUEUED, RepoState.INDEXING):
                 raise
-        self.link.call("wait", {"repo": str(root), "timeout": FIRST_INDEX_WAIT_S})
+        self.wait(root, FIRST_INDEX_WAIT_S)
         try:
-            return self.link.call(method, params)
+            return self.link.request(params, result)
         except IndexMissing:
-            repo = self.status(root) or {}
-            p = repo.get("progress") or {}
-            done = f" ({p.get('files_done', 0)}/{p.get('files_total', 0)} files)" if p else ""
+            repo = self.status(root)
+            p = repo.progress if repo is not None else None
+            done = f" ({p.files_done}/{p.files_total} files)" if p else ""
             raise IndexMissing(
                 f"{root} is being indexed for the first time{done}: ask again in a minute "
                 "(grep works meanwhile)"
             ) from None
 
-    def status(self, root: Path) -> dict[str, Any] | None:
-        repos = self.link.call("status", {"repo": str(root)})["repos"]
+    def wait(self, root: Path, timeout: float) -> bool:
+        """Whether ``root`` has no pending work, after waiting up to ``timeout`` seconds."""
+        return self.link.request(
+            wire.WaitParams(repo=str(root), timeout=timeout), wire.WaitResult
+        ).idle
+
+    def statuses(self, root: Path | None) -> list[wire.RepoStatus]:
+        """The daemon's status of ``root`` (every registered repository when None)."""
+        params = wire.StatusParams(repo=str(root) if root is not None else None)
+        return self.link.request(params, wire.StatusResult).repos
+
+    def status(self, root: Path) -> wire.RepoStatus | None:
+        repos = self.statuses(root)
         return repos[0] if repos else None

@@ -21,14 +21,24 @@ from typing import Annotated, Any, Literal
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from codesearch import __version__
 from codesearch.chunk.languages import LANGUAGES
 from codesearch.config import Settings
 from codesearch.mcp_link import Agent
 from codesearch.snippets import views
-from codesearch.types import KINDS, CodesearchError, Hit
+from codesearch.types import CodesearchError, Kind
+from codesearch.wire import daemon as wire
+from codesearch.wire.base import Wire
+from codesearch.wire.hits import Hit
+from codesearch.wire.mcp import (
+    ReindexOutput,
+    RepoSummary,
+    SearchOutput,
+    SimilarOutput,
+    StatusOutput,
+)
 
 DEFAULT_K = 10
 MAX_K = 50
@@ -99,7 +109,10 @@ PathGlob = Annotated[
     str | None, Field(description="only paths matching this glob: 'src/', '*.py', 'lib/**/x.go'")
 ]
 Language = Annotated[Literal[LANGUAGES] | None, Field(description="only this language")]  # type: ignore[valid-type]
-Kind = Annotated[Literal[KINDS] | None, Field(description="only this kind of chunk")]  # type: ignore[valid-type]
+KindArg = Annotated[
+    Literal[tuple(k.value for k in Kind)] | None,  # type: ignore[valid-type]
+    Field(description="only this kind of chunk"),
+]
 Repo = Annotated[str | None, Field(description="a registered repository (default: this one)")]
 IncludeTests = Annotated[
     bool,
@@ -114,84 +127,12 @@ PathArg = Annotated[
 ]
 
 
-class SearchHit(BaseModel):
-    path: str
-    start_line: int
-    end_line: int
-    kind: str
-    name: str
-    language: str
-    score: float
-    snippet: str
-    truncated_lines: int
-    # the lines that matched best inside start_line..end_line (the whole hit when it all did)
-    match_start: int
-    match_end: int
-    # False: below the calibrated "good match" bar (the answer may not be in the repository)
-    confident: bool = True
-    # pictures only (kind image, pdf-page)
-    page: int | None = None
-    width: int | None = None
-    height: int | None = None
-    referenced_by: list[str] | None = None
-
-
-class SearchOutput(BaseModel):
-    repo: str
-    query: str
-    results: list[SearchHit]
-    notices: list[str]
-
-
-class SourceChunk(BaseModel):
-    path: str
-    start_line: int
-    end_line: int
-    name: str
-    kind: str
-
-
-class SimilarOutput(BaseModel):
-    repo: str
-    source: SourceChunk
-    results: list[SearchHit]
-    notices: list[str]
-
-
-class RepoState(BaseModel):
-    root: str
-    default: bool
-    state: str
-    watching: bool = False
-    files: int = 0
-    chunks: int = 0
-    pending: int = 0
-    files_left: int = 0
-    model: str = ""
-    dim: int = 0
-    last_update: float | None = None
-    error: str = ""
-    notice: str = ""
-
-
-class StatusOutput(BaseModel):
-    repos: list[RepoState]
-
-
-class ReindexOutput(BaseModel):
-    root: str
-    path: str
-    done: bool
-    repo: RepoState | None
-
-
 # ---------------------------------------------------------------------- formatting
 
 
-def _result(text: str, structured: BaseModel, exclude_none: bool = False) -> CallToolResult:
+def _result(text: str, structured: Wire) -> CallToolResult:
     return CallToolResult(
-        content=[TextContent(type="text", text=text)],
-        structured_content=structured.model_dump(mode="json", exclude_none=exclude_none),
+        content=[TextContent(type="text", text=text)], structured_content=structured.dump()
     )
 
 
@@ -222,7 +163,7 @@ def format_similar(out: SimilarOutput) -> str:
     return "\n".join(lines)
 
 
-def _hit_lines(results: list[SearchHit]) -> list[str]:
+def _hit_lines(results: list[Hit]) -> list[str]:
     lines: list[str] = []
     for rank, hit in enumerate(results, 1):
         label = f"{hit.kind} {hit.name}" if hit.name else hit.kind
@@ -243,27 +184,11 @@ def _hit_lines(results: list[SearchHit]) -> list[str]:
     return lines
 
 
-def _repo_state(info: dict[str, Any], default: Path | None) -> RepoState:
-    progress = info.get("progress") or {}
-    left = max(progress.get("files_total", 0) - progress.get("files_done", 0), 0)
-    return RepoState(
-        root=info["root"],
-        default=default is not None and Path(info["root"]) == default,
-        state=info.get("state", "unknown"),
-        watching=bool(info.get("watching")),
-        files=int(info.get("files", 0)),
-        chunks=int(info.get("chunks", 0)),
-        pending=int(info.get("pending", 0)),
-        files_left=left,
-        model=info.get("model", ""),
-        dim=int(info.get("dim", 0)),
-        last_update=info.get("last_update"),
-        error=info.get("error", "") or info.get("index_error", ""),
-        notice=info.get("notice", ""),
-    )
+def _summary(info: wire.RepoStatus, default: Path | None) -> RepoSummary:
+    return RepoSummary.of(info, default is not None and Path(info.root) == default)
 
 
-def format_repo(repo: RepoState) -> str:
+def format_repo(repo: RepoSummary) -> str:
     mark = " (default)" if repo.default else ""
     state = repo.state + (", watching" if repo.watching else "")
     parts = [f"{repo.root}{mark}: {state}; {repo.files} files, {repo.chunks} chunks"]
@@ -339,7 +264,7 @@ def build_server(agent: Agent) -> MCPServer[Any]:
         k: K = DEFAULT_K,
         path_glob: PathGlob = None,
         language: Language = None,
-        kind: Kind = None,
+        kind: KindArg = None,
         repo: Repo = None,
         max_lines: MaxLines = DEFAULT_MAX_LINES,
         include_tests: IncludeTests = True,
@@ -349,20 +274,22 @@ def build_server(agent: Agent) -> MCPServer[Any]:
                 raise ToolError("query is empty: say what the code does, e.g. 'retry delay'")
             root = agent.repo_root(repo)
             globs = [agent.check_glob(root, path_glob)] if path_glob else []
-            filters = {
-                "languages": [language] if language else [],
-                "path_globs": globs,
-                "kinds": [kind] if kind else [],
-                "include_tests": include_tests,
-            }
-            params = {"queries": [query], "k": k, "filters": filters, "snippet_lines": max_lines}
+            filters = wire.Filters(
+                languages=[language] if language else [],
+                path_globs=globs,
+                kinds=[kind] if kind else [],
+                include_tests=include_tests,
+            )
+            params = wire.SearchParams(
+                queries=[query], k=k, filters=filters, snippet_lines=max_lines
+            )
             answer = agent.search(root, params)
-            hits = [Hit.from_json(h) for h in answer["results"][0]]
+            hits = [h.to_hit() for h in answer.results[0]]
             out = SearchOutput(
                 repo=str(root),
                 query=query,
-                results=[SearchHit(**v.to_json()) for v in views(hits, root, max_lines)],
-                notices=list(answer.get("notices", [])),
+                results=[v.record() for v in views(hits, root, max_lines)],
+                notices=answer.notices,
             )
             said = [
                 f"in {path_glob}" if path_glob else "",
@@ -371,7 +298,7 @@ def build_server(agent: Agent) -> MCPServer[Any]:
             ]
             shown = ", ".join(s.strip() for s in said if s.strip())
             text = format_search(out, f" ({shown})" if shown else "")
-            return _result(text, out, exclude_none=True)  # picture fields only for pictures
+            return _result(text, out)
 
     @server.tool(description=SIMILAR_DOC, annotations=read_only)
     def find_similar(
@@ -384,24 +311,23 @@ def build_server(agent: Agent) -> MCPServer[Any]:
                 raise ToolError(f"path {path!r} is not in the repository {base}")
             if rel == ".":
                 raise ToolError(f"path {path!r} is a repository, not a file: give a file")
-            params = {"path": rel, "line": line, "k": k, "snippet_lines": DEFAULT_MAX_LINES}
+            params = wire.SimilarParams(path=rel, line=line, k=k, snippet_lines=DEFAULT_MAX_LINES)
             answer = agent.similar(root, params)
-            hits = [Hit.from_json(h) for h in answer["results"]]
+            hits = [h.to_hit() for h in answer.results]
             out = SimilarOutput(
                 repo=str(root),
-                source=SourceChunk(**answer["source"]),
-                results=[SearchHit(**v.to_json()) for v in views(hits, root, DEFAULT_MAX_LINES)],
-                notices=list(answer.get("notices", [])),
+                source=answer.source,
+                results=[v.record() for v in views(hits, root, DEFAULT_MAX_LINES)],
+                notices=answer.notices,
             )
-            return _result(format_similar(out), out, exclude_none=True)
+            return _result(format_similar(out), out)
 
     @server.tool(description=STATUS_DOC, annotations=read_only)
     def index_status(repo: Repo = None) -> Annotated[CallToolResult, StatusOutput]:
         with _tool_errors():
             root = agent.contain(repo, "repo")[0] if repo is not None else agent.default()
-            params = {"repo": str(root)} if root is not None else {}
-            infos = agent.link.call("status", params)["repos"]
-            out = StatusOutput(repos=[_repo_state(i, agent.default()) for i in infos])
+            infos = agent.statuses(root)
+            out = StatusOutput(repos=[_summary(i, agent.default()) for i in infos])
             text = "\n".join(format_repo(r) for r in out.repos) or "no repository is registered"
             return _result(text, out)
 
@@ -413,13 +339,13 @@ def build_server(agent: Agent) -> MCPServer[Any]:
         with _tool_errors():
             root, rel = agent.contain(path, "path") if path else (agent.require_default(), ".")
             if rel == ".":
-                agent.link.call("reindex", {"path": str(root)})
+                agent.link.request(wire.ReindexParams(path=str(root)), wire.ReindexResult)
             else:
-                agent.link.call("hint", {"paths": [str(root / rel)]})
-            done = agent.link.call("wait", {"repo": str(root), "timeout": REINDEX_WAIT_S})["idle"]
+                agent.link.request(wire.HintParams(paths=[str(root / rel)]), wire.HintResult)
+            done = agent.wait(root, REINDEX_WAIT_S)
             info = agent.status(root)
-            state = _repo_state(info, agent.default()) if info else None
-            out = ReindexOutput(root=str(root), path=rel, done=bool(done), repo=state)
+            state = _summary(info, agent.default()) if info else None
+            out = ReindexOutput(root=str(root), path=rel, done=done, repo=state)
             what = "the whole repository" if rel == "." else rel
             head = (
                 f"Re-read {what} in {root}: up to date."
@@ -432,8 +358,8 @@ def build_server(agent: Agent) -> MCPServer[Any]:
     @server.tool(description=REPOS_DOC, annotations=read_only)
     def list_repos() -> Annotated[CallToolResult, StatusOutput]:
         with _tool_errors():
-            infos = agent.link.call("repos")["repos"]
-            out = StatusOutput(repos=[_repo_state(i, agent.default()) for i in infos])
+            infos = agent.link.request(wire.ReposParams(), wire.ReposResult).repos
+            out = StatusOutput(repos=[_summary(i, agent.default()) for i in infos])
             text = "\n".join(format_repo(r) for r in out.repos) or (
                 "no repository is registered (a person adds one with `codesearch add PATH`)"
             )

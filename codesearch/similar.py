@@ -61,17 +61,6 @@ def check_line(line: int) -> int:
     return line
 
 
-def source_json(chunk: Chunk) -> dict[str, object]:
-    """The ``source`` of an answer: the chunk the results are like."""
-    return {
-        "path": chunk.path,
-        "start_line": chunk.start_line,
-        "end_line": chunk.end_line,
-        "name": chunk.name,
-        "kind": chunk.kind,
-    }
-
-
 def _describe(c: Chunk) -> str:
     what = f"{c.kind} {c.name}" if c.name else c.kind
     return f"{c.path}:{c.start_line} ({what}, lines {c.start_line}-{c.end_line})"

@@ -1,7 +1,7 @@
 """Snippets for the agent-facing outputs (the CLI's JSON and the MCP server): capped by lines,
 with the lines around a hit read from the file on disk. Cheap to import: no torch, no numpy.
 
-Field names (documented in README.md and docs/search-result.schema.json):
+Field names (the record is :class:`codesearch.wire.hits.Hit`; docs/search-result.schema.json):
 - ``snippet``: the hit's code, at most ``max_lines`` lines when a cap is asked for;
 - ``truncated_lines``: how many lines of the hit's span (start_line..end_line) the snippet
   does not show (present whenever a cap is asked for);
@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from codesearch.paths import is_inside
 from codesearch.types import Hit
+from codesearch.wire import hits
 
 MAX_FILE_BYTES = 4_000_000  # context is read from files this size at most
 
@@ -86,14 +86,15 @@ class View:
     before: list[str] | None = None  # None: no context was asked for
     after: list[str] | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        out = {**self.hit.to_json(), "snippet": self.snippet}
+    def record(self, repo: str | None = None) -> hits.Hit:
+        """The hit as the JSON outputs carry it (``repo``: with several repositories)."""
+        shown: dict[str, object] = {"snippet": self.snippet, "repo": repo}
         if self.truncated_lines is not None:
-            out["truncated_lines"] = self.truncated_lines
+            shown["truncated_lines"] = self.truncated_lines
         if self.before is not None:
-            out["context_before"] = "\n".join(self.before)
-            out["context_after"] = "\n".join(self.after or [])
-        return out
+            shown["context_before"] = "\n".join(self.before)
+            shown["context_after"] = "\n".join(self.after or [])
+        return hits.Hit.of(self.hit).model_copy(update=shown)
 
 
 def views(

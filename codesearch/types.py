@@ -6,19 +6,57 @@ Nothing here imports a heavy dependency: every layer may import this module.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
-# Chunk kinds. Code: function, method, class, module (top-level code between
-# definitions). Prose: section (Markdown/RST heading). Anything else: window. Pictures: image
-# (a PNG, JPEG, WebP, GIF, BMP or SVG file), pdf-page (one page of a PDF).
-KINDS = ("function", "method", "class", "module", "section", "window", "image", "pdf-page")
-VISUAL_KINDS = ("image", "pdf-page")
-# The task of a vector embedded from pixels (a multimodal backend); its key is the picture's
-# hash, so re-describing an image (a document that references it changed) reuses the vector.
-IMAGE_TASK = "image"
+
+class Kind(StrEnum):
+    """What a chunk is. Code: function, method, class, module (top-level code between
+    definitions). Prose: section (a Markdown/RST heading). Anything else: window. Pictures:
+    image (a PNG, JPEG, WebP, GIF, BMP or SVG file), pdf-page (one page of a PDF)."""
+
+    FUNCTION = "function"
+    METHOD = "method"
+    CLASS = "class"
+    MODULE = "module"
+    SECTION = "section"
+    WINDOW = "window"
+    IMAGE = "image"
+    PDF_PAGE = "pdf-page"
+
+
+KINDS = tuple(Kind)
+CODE_KINDS = (Kind.FUNCTION, Kind.METHOD, Kind.CLASS, Kind.MODULE)
+VISUAL_KINDS = (Kind.IMAGE, Kind.PDF_PAGE)
+
+
+class Task(StrEnum):
+    """What a vector was embedded for (the adapter of a backend with tasks; the index keys
+    vectors by it). NONE: a backend without tasks."""
+
+    NONE = ""
+    RETRIEVAL = "retrieval"
+    CODE = "code"
+    TEXT_MATCHING = "text-matching"
+    # embedded from pixels (a multimodal backend); keyed by the picture's hash, so
+    # re-describing an image (a document that references it changed) reuses the vector
+    IMAGE = "image"
+
+
+IMAGE_TASK = Task.IMAGE
+
+
+class RepoState(StrEnum):
+    """Where the daemon stands with a registered repository."""
+
+    QUEUED = "queued"  # changes wait for the writer
+    INDEXING = "indexing"
+    IDLE = "idle"  # up to date
+    MISSING = "missing"  # its folder is gone (rescanned now and then)
+    ERROR = "error"  # the last update failed (retried later)
+    PAUSED = "paused"  # the embedding server is down (resumed when it is up)
+    REMOVED = "removed"  # no longer registered (its writer closes after the running update)
 
 
 @dataclass(frozen=True)
@@ -68,7 +106,7 @@ class Chunk:
 
     path: str  # relative to the repository root, POSIX separators
     language: str  # "python", "javascript", ..., "markdown", "text"
-    kind: str  # one of KINDS
+    kind: Kind
     name: str  # qualified symbol ("Class.method"), heading, or "" for windows
     start_line: int  # 1-based, inclusive
     end_line: int  # 1-based, inclusive
@@ -138,7 +176,7 @@ class Hit:
     path: str
     start_line: int
     end_line: int
-    kind: str
+    kind: Kind
     name: str
     language: str
     score: float
@@ -146,7 +184,7 @@ class Hit:
     media: Media | None = None  # pictures: page and size
     referenced_by: tuple[str, ...] = ()  # pictures: the documents that reference them
     # The lines that matched best, inside start_line..end_line: the part of a long definition
-    # that was split for the embedder (0: the whole hit matched; to_json writes its span).
+    # that was split for the embedder (0: the whole hit matched; the wire record has its span).
     match_start: int = 0
     match_end: int = 0
     # False when the hit scores below the calibrated "good match" threshold
@@ -159,49 +197,6 @@ class Hit:
             return self.match_start, self.match_end
         return self.start_line, self.end_line
 
-    def to_json(self) -> dict[str, object]:
-        record: dict[str, object] = {
-            "path": self.path,
-            "start_line": self.start_line,
-            "end_line": self.end_line,
-            "kind": self.kind,
-            "name": self.name,
-            "language": self.language,
-            "score": round(self.score, 6),
-            "snippet": self.snippet,
-            "match_start": self.match_range[0],
-            "match_end": self.match_range[1],
-            "confident": self.confident,
-        }
-        if self.media is not None:  # pictures only: code results keep exactly the fields above
-            record["page"] = self.media.page
-            record["width"] = self.media.width
-            record["height"] = self.media.height
-            record["referenced_by"] = list(self.referenced_by)
-        return record
-
-    @classmethod
-    def from_json(cls, record: Mapping[str, Any]) -> Hit:
-        """A hit back from its :meth:`to_json` record (e.g. a daemon's answer)."""
-        media = None
-        if "page" in record:
-            media = Media("", int(record["page"]), int(record["width"]), int(record["height"]))
-        return cls(
-            path=str(record["path"]),
-            start_line=int(record["start_line"]),
-            end_line=int(record["end_line"]),
-            kind=str(record["kind"]),
-            name=str(record["name"]),
-            language=str(record["language"]),
-            score=float(record["score"]),
-            snippet=str(record["snippet"]),
-            media=media,
-            referenced_by=tuple(record.get("referenced_by") or ()),
-            match_start=int(record.get("match_start") or 0),
-            match_end=int(record.get("match_end") or 0),
-            confident=bool(record.get("confident", True)),
-        )
-
 
 @dataclass(frozen=True)
 class Filters:
@@ -209,7 +204,7 @@ class Filters:
 
     languages: tuple[str, ...] = ()
     path_globs: tuple[str, ...] = ()  # keep paths matching any (gitignore-style globs)
-    kinds: tuple[str, ...] = ()
+    kinds: tuple[Kind, ...] = ()
     exclude_globs: tuple[str, ...] = ()  # drop paths matching any (same glob dialect)
     include_tests: bool = True  # False: test code (by path convention and markers) left out
 

@@ -1,9 +1,10 @@
-"""Pure conversions between the daemon's search records and LSP shapes.
+"""Pure conversions between the daemon's hits and the language server's answers
+(:mod:`codesearch.wire.lsp`).
 
 The daemon reports lines (1-based, inclusive) and paths relative to a repository root; an
 editor wants URIs and ranges whose columns count code units of the negotiated position
 encoding (UTF-16 unless the client asked for another). Nothing here talks to the daemon or
-the client: every function takes text (or reads one file) and returns plain data.
+the client: every function takes text (or reads one file) and returns data.
 
 Lines are split the way the chunker splits them (on ``"\\n"``, a trailing ``"\\r"`` dropped),
 so line numbers here always match the daemon's.
@@ -11,12 +12,16 @@ so line numbers here always match the daemon's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
+
+from codesearch.types import Kind
+from codesearch.wire.hits import Hit, Source
+from codesearch.wire.lsp import Result, SourceChunk
 
 UTF8, UTF16, UTF32 = "utf-8", "utf-16", "utf-32"
 
@@ -24,14 +29,14 @@ Position = dict[str, int]
 Range = dict[str, Position]
 
 _SYMBOL_KINDS: dict[str, types.SymbolKind] = {
-    "function": types.SymbolKind.Function,
-    "method": types.SymbolKind.Method,
-    "class": types.SymbolKind.Class,
-    "module": types.SymbolKind.Module,
-    "section": types.SymbolKind.String,  # a Markdown heading (as VS Code's own outline has it)
-    "window": types.SymbolKind.File,  # a run of lines with no symbol of its own
-    "image": types.SymbolKind.File,
-    "pdf-page": types.SymbolKind.File,
+    Kind.FUNCTION: types.SymbolKind.Function,
+    Kind.METHOD: types.SymbolKind.Method,
+    Kind.CLASS: types.SymbolKind.Class,
+    Kind.MODULE: types.SymbolKind.Module,
+    Kind.SECTION: types.SymbolKind.String,  # a Markdown heading (as VS Code's own outline has it)
+    Kind.WINDOW: types.SymbolKind.File,  # a run of lines with no symbol of its own
+    Kind.IMAGE: types.SymbolKind.File,
+    Kind.PDF_PAGE: types.SymbolKind.File,
 }
 
 
@@ -110,58 +115,35 @@ def uri_path(uri: str) -> Path | None:
 ZERO_RANGE = {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}}
 
 
-def result(
-    hit: Mapping[str, Any], root: Path, lines: Sequence[str] | None, encoding: str = UTF16
-) -> dict[str, Any]:
-    """One ``codesearch/search`` result from a daemon record of the repository at ``root``.
+def result(hit: Hit, root: Path, lines: Sequence[str] | None, encoding: str = UTF16) -> Result:
+    """One ``codesearch/search`` result from a daemon hit of the repository at ``root``.
 
     ``range`` is the whole definition; ``selectionRange`` the lines that matched best (the
-    same as ``range`` unless a part of a long definition matched). A picture (a record with
+    same as ``range`` unless a part of a long definition matched). A picture (a hit with a
     ``page``) opens at the start of its file, and keeps its page, size and the documents that
     reference it."""
-    start_line, end_line = int(hit["start_line"]), int(hit["end_line"])
-    match_start = int(hit.get("match_start") or start_line)
-    match_end = int(hit.get("match_end") or end_line)
-    picture = {key: hit[key] for key in ("page", "width", "height", "referenced_by") if key in hit}
-    where = ZERO_RANGE if picture else line_range(lines, start_line, end_line, encoding)
-    if picture or (match_start, match_end) == (start_line, end_line):
+    picture = hit.page is not None
+    where = ZERO_RANGE if picture else line_range(lines, hit.start_line, hit.end_line, encoding)
+    if picture or (hit.match_start, hit.match_end) == (hit.start_line, hit.end_line):
         selection = where
     else:
-        selection = line_range(lines, match_start, match_end, encoding)
-    return {
-        **picture,
-        "uri": path_uri(root / str(hit["path"])),
-        "range": where,
-        # the lines that matched best (a part of a long definition): what an editor selects
-        "selectionRange": selection,
-        "match_start": match_start,
-        "match_end": match_end,
-        "confident": bool(hit.get("confident", True)),
-        "path": hit["path"],
-        "root": str(root),
-        "name": hit.get("name", ""),
-        "kind": hit.get("kind", ""),
-        "language": hit.get("language", ""),
-        "score": hit.get("score", 0.0),
-        "snippet": hit.get("snippet", ""),
-        "start_line": start_line,
-        "end_line": end_line,
-    }
+        selection = line_range(lines, hit.match_start, hit.match_end, encoding)
+    located = {"uri": path_uri(root / hit.path), "root": str(root)}
+    return Result(**dict(hit), **located, range=where, selectionRange=selection)
 
 
-def best_first(groups: Iterable[Sequence[dict[str, Any]]], k: int) -> list[dict[str, Any]]:
-    """The ``k`` best results of several repositories' lists (each already best first); a
-    chunk found through two nested workspace folders is kept once."""
-    merged = [item for group in groups for item in group]
-    merged.sort(key=lambda item: -float(item.get("score") or 0.0))  # stable: ties keep order
-    seen: set[tuple[Any, Any, Any, Any]] = set()
-    unique = []
-    for item in merged:
-        key = (item.get("uri"), item.get("start_line"), item.get("end_line"), item.get("page"))
-        if key[0] is None or key not in seen:
-            seen.add(key)
-            unique.append(item)
-    return unique[:k]
+def source(
+    chunk: Source, root: Path, lines: Sequence[str] | None, encoding: str = UTF16
+) -> SourceChunk:
+    """The ``source`` of a ``codesearch/similar`` answer: the chunk at the position."""
+    where = line_range(lines, chunk.start_line, chunk.end_line, encoding)
+    located = {"uri": path_uri(root / chunk.path), "root": str(root)}
+    return SourceChunk(**dict(chunk), **located, range=where)
+
+
+def place(item: Result) -> tuple[str, int, int, int | None]:
+    """What makes two results the same chunk (one found through two nested folders)."""
+    return item.uri, item.start_line, item.end_line, item.page
 
 
 def symbol_kind(kind: str) -> types.SymbolKind:
@@ -169,22 +151,59 @@ def symbol_kind(kind: str) -> types.SymbolKind:
     return _SYMBOL_KINDS.get(kind, types.SymbolKind.Object)
 
 
-def symbol(item: Mapping[str, Any]) -> types.SymbolInformation:
+def symbol(item: Result) -> types.SymbolInformation:
     """A ``workspace/symbol`` entry for a search result.
 
     ``name`` stays the symbol's own name (clients such as VS Code filter the list again by a
     fuzzy match of the typed text on it); a chunk without a name is named by its place.
     """
-    name = item.get("name") or f"{item['path']}:{item['start_line']}"
-    rng = item["range"]
+    name = item.name or f"{item.path}:{item.start_line}"
+    rng = item.range
     return types.SymbolInformation(
-        name=str(name),
-        kind=symbol_kind(str(item.get("kind", ""))),
+        name=name,
+        kind=symbol_kind(item.kind),
         location=types.Location(
-            uri=item["uri"],
+            uri=item.uri,
             range=types.Range(
-                start=types.Position(**rng["start"]), end=types.Position(**rng["end"])
+                start=types.Position(line=rng.start.line, character=rng.start.character),
+                end=types.Position(line=rng.end.line, character=rng.end.character),
             ),
         ),
-        container_name=str(item["path"]),
+        container_name=item.path,
     )
+
+
+class Files:
+    """The lines of the files hits are in, for their ranges: an open document's text (the
+    editor's, maybe unsaved), else the file on disk; each read once. Used in a worker thread."""
+
+    def __init__(self, open_docs: Mapping[str, str], encoding: str) -> None:
+        self.encoding = encoding
+        self._texts: dict[str, str] = {}
+        for uri, text in open_docs.items():
+            path = uri_path(uri)
+            if path is not None:
+                self._texts[os.path.realpath(path)] = text
+        self._cache: dict[str, list[str] | None] = {}
+
+    def lines(self, full: Path) -> list[str] | None:
+        key = os.path.realpath(full)
+        if key not in self._cache:
+            text = self._texts.get(key)
+            self._cache[key] = split_lines(text) if text is not None else read_lines(full)
+        return self._cache[key]
+
+    def results(self, hits: Sequence[Hit], root: Path) -> list[Result]:
+        return [
+            # a picture has no lines to read
+            result(
+                hit,
+                root,
+                None if hit.page is not None else self.lines(root / hit.path),
+                self.encoding,
+            )
+            for hit in hits
+        ]
+
+    def source(self, chunk: Source, root: Path) -> SourceChunk:
+        return source(chunk, root, self.lines(root / chunk.path), self.encoding)

@@ -25,7 +25,7 @@ import logging
 import os
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,14 +35,16 @@ from pygls.lsp.server import LanguageServer
 
 from codesearch import __version__
 from codesearch.daemon.protocol import DaemonUnavailable
+from codesearch.ranked import merge_ranked
 from codesearch.types import BadInput, CodesearchError
+from codesearch.wire import daemon as wire
+from codesearch.wire import lsp as answers
+from codesearch.wire.lsp import SearchRequest, SimilarRequest
 from lsp import convert
 from lsp.folders import Folder, Folders, registered
 from lsp.link import Link
 from lsp.params import (
     InvalidParams,
-    SearchParams,
-    SimilarParams,
     no_arguments,
     reindex_arguments,
     search_arguments,
@@ -62,7 +64,7 @@ REINDEX_COMMAND = "codesearch.reindex"
 STATUS_COMMAND = "codesearch.status"
 WORKSPACE_SYMBOL_K = 50
 # what a codesearch/similar answer says about its source chunk
-SOURCE_KEYS = ("uri", "range", "path", "root", "name", "kind", "start_line", "end_line")
+SOURCE_KEYS = tuple(answers.SourceChunk.model_fields)
 MAX_FOLLOWERS = 4  # folders whose indexing progress is followed at once (a thread each)
 REQUEST_FAILED = types.LSPErrorCodes.RequestFailed.value
 
@@ -158,13 +160,13 @@ class CodesearchServer(LanguageServer):
     async def register(self, folder: Folder) -> None:
         """Register ``folder`` with the daemon (``add``, starting the daemon if needed)."""
         try:
-            answer = await self.link.call("add", {"path": str(folder.path)})
+            answer = await self.link.request(wire.AddParams(path=str(folder.path)), wire.AddResult)
         except CodesearchError as exc:
             folder.error = str(exc)
             self.log(f"codesearch: cannot index {folder.path}: {exc}", types.MessageType.Warning)
             return
-        folder.root, folder.error = Path(str(answer["root"])), ""
-        if answer.get("added"):
+        folder.root, folder.error = Path(answer.root), ""
+        if answer.added:
             self.log(f"codesearch: now indexing and watching {folder.root}")
 
     async def follow(self, folder: Folder) -> None:
@@ -194,16 +196,14 @@ class CodesearchServer(LanguageServer):
         )
         loop = asyncio.get_running_loop()
 
-        def report(name: str, data: dict[str, Any]) -> None:  # in the worker thread
-            if name == "progress":
-                loop.call_soon_threadsafe(progress.report, token, _progress_report(data))
+        def report(event: wire.ProgressEvent) -> None:  # in the worker thread
+            loop.call_soon_threadsafe(progress.report, token, _progress_report(event))
 
         message = "cancelled"
         try:
-            answer = await self.link.call(
-                "add", {"path": str(folder.path), "wait": True}, on_event=report
-            )
-            message = f"{answer.get('files', 0)} files, {answer.get('chunks', 0)} chunks indexed"
+            params = wire.AddParams(path=str(folder.path), wait=True)
+            answer = await self.link.request(params, wire.AddResult, on_progress=report)
+            message = f"{answer.files} files, {answer.chunks} chunks indexed"
         except CodesearchError as exc:
             message = f"failed: {exc}"
             self.log(f"codesearch: indexing {folder.path} {message}", types.MessageType.Warning)
@@ -224,7 +224,7 @@ class CodesearchServer(LanguageServer):
 
     # ------------------------------------------------------------------ search
 
-    async def search(self, params: SearchParams) -> dict[str, Any]:
+    async def search(self, params: SearchRequest) -> answers.SearchAnswer:
         """The ``codesearch/search`` answer: every target folder's repository, best first."""
         folders = self.targets(params.folder)
         await asyncio.gather(*(registered(f, self.register) for f in folders))
@@ -233,40 +233,43 @@ class CodesearchServer(LanguageServer):
         if not roots:
             failed = folders[0]
             raise NotSearchable(f"cannot search {failed.path}: {failed.error}")
-        answers = await asyncio.gather(
+        found = await asyncio.gather(
             *(self._search_root(root, params) for root in roots), return_exceptions=True
         )
-        groups: list[list[dict[str, Any]]] = []
+        parts: list[tuple[Path, list[list[answers.Result]]]] = []
         errors: list[BaseException] = []
-        for root, answer in zip(roots, answers, strict=True):
+        for root, answer in zip(roots, found, strict=True):
             if isinstance(answer, CodesearchError):
                 errors.append(answer)
                 notices.append(f"not searched: {root}: {answer}")
             elif isinstance(answer, BaseException):
                 raise answer
             else:
-                groups.append(answer[0])
+                parts.append((root, [answer[0]]))
                 notices.extend(answer[1])
-        if errors and not groups:
+        if errors and not parts:
             raise errors[0]
-        return {
-            "query": params.query,
-            "results": convert.best_first(groups, params.k),
-            "notices": notices,
-        }
+        merged = merge_ranked(parts, 1, params.k, lambda r: r.score, key=convert.place)[0]
+        results = [result for _, result in merged]
+        return answers.SearchAnswer(query=params.query, results=results, notices=notices)
 
     async def _search_root(
-        self, root: Path, params: SearchParams
-    ) -> tuple[list[dict[str, Any]], list[str]]:
-        request = {"queries": [params.query], "k": params.k, "filters": params.filters}
-        answer = await self.link.call("search", {**request, "repo": str(root)})
-        hits = (answer.get("results") or [[]])[0]
-        repo = Path(str(answer.get("repo") or root))
-        open_docs = {uri: doc.source for uri, doc in self.workspace.text_documents.items()}
-        results = await self.link.run(_results, hits, repo, open_docs, self.encoding)
-        return results, [str(n) for n in answer.get("notices", [])]
+        self, root: Path, params: SearchRequest
+    ) -> tuple[list[answers.Result], list[str]]:
+        request = wire.SearchParams(
+            queries=[params.query], k=params.k, filters=params.filters, repo=str(root)
+        )
+        answer = await self.link.request(request, wire.SearchResult)
+        hits = answer.results[0] if answer.results else []
+        files = self._files()
+        results = await self.link.run(files.results, hits, Path(answer.repo or root))
+        return results, answer.notices
 
-    async def similar(self, params: SimilarParams) -> dict[str, Any]:
+    def _files(self) -> convert.Files:
+        open_docs = {uri: doc.source for uri, doc in self.workspace.text_documents.items()}
+        return convert.Files(open_docs, self.encoding)
+
+    async def similar(self, params: SimilarRequest) -> answers.SimilarAnswer:
         """The ``codesearch/similar`` answer: the chunk at the position (``source``) and the
         code most like it, from the repository of the workspace folder holding the document."""
         path = convert.uri_path(params.uri)
@@ -278,23 +281,19 @@ class CodesearchServer(LanguageServer):
         await registered(folder, self.register)
         if folder.root is None:
             raise NotSearchable(f"cannot search {folder.path}: {folder.error}")
-        request = {
-            "path": str(path),
-            "line": params.line + 1,  # the daemon counts lines from 1
-            "k": params.k,
-            "filters": params.filters,
-            "repo": str(folder.root),
-        }
-        answer = await self.link.call("similar", request)
-        repo = Path(str(answer.get("repo") or folder.root))
-        open_docs = {uri: doc.source for uri, doc in self.workspace.text_documents.items()}
-        records = [answer["source"], *(answer.get("results") or [])]
-        source, *results = await self.link.run(_results, records, repo, open_docs, self.encoding)
-        return {
-            "source": {key: source[key] for key in SOURCE_KEYS},
-            "results": results,
-            "notices": [str(n) for n in answer.get("notices", [])],
-        }
+        request = wire.SimilarParams(
+            path=str(path),
+            line=params.line + 1,  # the daemon counts lines from 1
+            k=params.k,
+            filters=params.filters,
+            repo=str(folder.root),
+        )
+        answer = await self.link.request(request, wire.SimilarResult)
+        repo = Path(answer.repo or folder.root)
+        files = self._files()
+        source = await self.link.run(files.source, answer.source, repo)
+        results = await self.link.run(files.results, answer.results, repo)
+        return answers.SimilarAnswer(source=source, results=results, notices=answer.notices)
 
     async def hint(self, uris: Sequence[str]) -> None:
         """Tell the daemon these files changed (a save, a watched-file event)."""
@@ -302,38 +301,14 @@ class CodesearchServer(LanguageServer):
         if not paths:
             return
         try:
-            await self.link.call("hint", {"paths": paths})
+            await self.link.request(wire.HintParams(paths=paths), wire.HintResult)
         except CodesearchError as exc:  # a hint is only a hint: the daemon's watcher remains
             self.log(f"codesearch: could not pass on a change: {exc}", types.MessageType.Warning)
 
 
-def _results(
-    hits: Sequence[Mapping[str, Any]], root: Path, open_docs: Mapping[str, str], encoding: str
-) -> list[dict[str, Any]]:
-    """Search records -> results with ranges (in a worker thread: it reads files)."""
-    texts: dict[str, str] = {}
-    for uri, source in open_docs.items():
-        path = convert.uri_path(uri)
-        if path is not None:
-            texts[os.path.realpath(path)] = source
-    cache: dict[str, list[str] | None] = {}
-    results = []
-    for hit in hits:
-        if "page" in hit:  # a picture: no lines to read
-            results.append(convert.result(hit, root, None, encoding))
-            continue
-        full = root / str(hit["path"])
-        key = os.path.realpath(full)
-        if key not in cache:
-            text = texts.get(key)
-            cache[key] = convert.split_lines(text) if text is not None else convert.read_lines(full)
-        results.append(convert.result(hit, root, cache[key], encoding))
-    return results
-
-
-def _progress_report(data: Mapping[str, Any]) -> types.WorkDoneProgressReport:
-    done, total = int(data.get("files_done") or 0), int(data.get("files_total") or 0)
-    chunks = int(data.get("chunks_embedded") or 0)
+def _progress_report(event: wire.ProgressEvent) -> types.WorkDoneProgressReport:
+    done, total = event.files_done, event.files_total
+    chunks = event.chunks_embedded
     if not total:
         return types.WorkDoneProgressReport(message="looking for changed files")
     return types.WorkDoneProgressReport(
@@ -410,12 +385,12 @@ def create_server(link: Link | None = None) -> CodesearchServer:
     @server.feature(SEARCH_REQUEST)
     @rpc_errors
     async def search_request(ls: CodesearchServer, params: Any) -> dict[str, Any]:
-        return await ls.search(search_params(params))
+        return (await ls.search(search_params(params))).dump()
 
     @server.feature(SIMILAR_REQUEST)
     @rpc_errors
     async def similar_request(ls: CodesearchServer, params: Any) -> dict[str, Any]:
-        return await ls.similar(similar_params(params))
+        return (await ls.similar(similar_params(params))).dump()
 
     @server.feature(types.WORKSPACE_SYMBOL)
     @rpc_errors
@@ -425,18 +400,18 @@ def create_server(link: Link | None = None) -> CodesearchServer:
         query = params.query.strip()
         if not query:  # a client opening its symbol picker: nothing asked yet
             return []
-        answer = await ls.search(SearchParams(query, WORKSPACE_SYMBOL_K))
-        return [convert.symbol(item) for item in answer["results"]]
+        answer = await ls.search(SearchRequest(query=query, k=WORKSPACE_SYMBOL_K))
+        return [convert.symbol(item) for item in answer.results]
 
     @server.command(SEARCH_COMMAND)
     @rpc_errors
     async def search_command(ls: CodesearchServer, *args: Any) -> dict[str, Any]:
-        return await ls.search(search_arguments(args))
+        return (await ls.search(search_arguments(args))).dump()
 
     @server.command(SIMILAR_COMMAND)
     @rpc_errors
     async def similar_command(ls: CodesearchServer, *args: Any) -> dict[str, Any]:
-        return await ls.similar(similar_arguments(args))
+        return (await ls.similar(similar_arguments(args))).dump()
 
     @server.command(REINDEX_COMMAND)
     @rpc_errors
@@ -444,33 +419,35 @@ def create_server(link: Link | None = None) -> CodesearchServer:
         folders = ls.targets(reindex_arguments(args))
         roots = []
         for folder in folders:
-            answer = await ls.link.call("reindex", {"path": str(folder.path)})
-            roots.append(str(answer["root"]))
+            answer = await ls.link.request(
+                wire.ReindexParams(path=str(folder.path)), wire.ReindexResult
+            )
+            roots.append(answer.root)
             ls.spawn(ls.follow(folder))
-        return {"roots": roots}
+        return answers.ReindexAnswer(roots=roots).dump()
 
     @server.command(STATUS_COMMAND)
     @rpc_errors
     async def status_command(ls: CodesearchServer, *args: Any) -> dict[str, Any]:
         no_arguments(args, STATUS_COMMAND)
         in_flight = ls.link.in_flight  # before this call counts itself
-        answer = await ls.link.call("status")
-        answer["lsp"] = {
-            "pid": os.getpid(),
-            "version": __version__,
-            "calls_in_flight": in_flight,
-            "position_encoding": ls.encoding,
-            "folders": [
-                {
-                    "uri": f.uri,
-                    "path": str(f.path),
-                    "root": str(f.root) if f.root else None,
-                    "error": f.error,
-                }
+        answer = await ls.link.request(wire.StatusParams(), wire.StatusResult)
+        server_info = answers.ServerInfo(
+            pid=os.getpid(),
+            version=__version__,
+            calls_in_flight=in_flight,
+            position_encoding=ls.encoding,
+            folders=[
+                answers.FolderInfo(
+                    uri=f.uri,
+                    path=str(f.path),
+                    root=str(f.root) if f.root else None,
+                    error=f.error,
+                )
                 for f in ls.folders.all()
             ],
-        }
-        return answer
+        )
+        return answers.StatusAnswer(**dict(answer), lsp=server_info).dump()
 
     return server
 

@@ -21,8 +21,9 @@ from daemon_helpers import Daemon, eventually
 from codesearch.config import Settings
 from codesearch.daemon import lifecycle, protocol
 from codesearch.daemon.client import Client
-from codesearch.daemon.protocol import BadInput, SchemaMismatch
+from codesearch.daemon.protocol import SchemaMismatch
 from codesearch.daemon.runtime import runtime
+from codesearch.types import BadInput
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

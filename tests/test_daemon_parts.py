@@ -133,7 +133,7 @@ def repo(tmp_path: Path) -> Path:
 
 def _names(svc: Service, root: Path, query: str) -> set[str]:
     results, _ = svc.search(root, [query], SearchOptions(k=20), None)
-    return {h["name"] for h in results[0]}
+    return {h.name for h in results[0]}
 
 
 def test_many_pending_paths_collapse_into_one_whole_repository_pass(
@@ -164,10 +164,10 @@ def test_a_repository_that_cannot_be_watched_is_rescanned(
     try:
         svc.add(str(repo))
         deadline = time.monotonic() + 20
-        while (info := svc.status(repo)["repos"][0])["files"] < 7:
+        while (info := svc.status(repo).repos[0]).files < 7:
             assert time.monotonic() < deadline, "the first index did not finish"
             time.sleep(0.05)
-        assert not info["watching"] and "inotify watch limit" in info["error"]
+        assert not info.watching and "inotify watch limit" in info.error
         (repo / "polled.py").write_text("def polled_marker():\n    return 1\n")
         deadline = time.monotonic() + 20
         while "polled_marker" not in _names(svc, repo, "polled marker"):
@@ -183,7 +183,7 @@ def test_remove_and_unknown_repositories(svc: Service, repo: Path, tmp_path: Pat
     with pytest.raises(BadInput, match="not a watched repository"):
         svc.remove(str(tmp_path / "elsewhere"))
     svc.remove(str(repo))
-    assert svc.status()["repos"] == []
+    assert svc.status().repos == []
     assert runtime(svc.settings).repos.read_text().count(str(repo)) == 0
     # searching an indexed repository watches it again
     results, notices = svc.search(repo, ["retry backoff"], SearchOptions(k=3), None)

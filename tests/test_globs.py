@@ -177,14 +177,27 @@ def test_folder_of(tmp_path: Path) -> None:
 
 def test_the_daemon_checks_the_new_filters() -> None:
     from codesearch.daemon.server import _search_options
+    from codesearch.wire.base import parse
+    from codesearch.wire.daemon import QueryParams
+
+    def checked(params: dict[str, object]) -> QueryParams:  # as the daemon reads a request
+        return parse(QueryParams, params, BadInput, dotted=False)
 
     options = _search_options(
-        {"filters": {"path_globs": ["!tests/"], "exclude_globs": ["*.md"], "include_tests": False}}
+        checked(
+            {
+                "filters": {
+                    "path_globs": ["!tests/"],
+                    "exclude_globs": ["*.md"],
+                    "include_tests": False,
+                }
+            }
+        )
     )
     assert options.filters == Filters(
         path_globs=("!tests/",), exclude_globs=("*.md",), include_tests=False
     )
-    assert _search_options({}).filters == Filters()
+    assert _search_options(checked({})).filters == Filters()
     for bad, message in [
         ({"exclude_globs": "x"}, "'exclude_globs' must be a list of strings"),
         ({"include_tests": "no"}, "'include_tests' must be true or false"),
@@ -192,15 +205,17 @@ def test_the_daemon_checks_the_new_filters() -> None:
         ({"exclude_globs": ["!a"]}, "filters.exclude_globs '!a'"),
     ]:
         with pytest.raises(BadInput, match="^" + message.replace("[", "\\[")):
-            _search_options({"filters": bad})
+            checked({"filters": bad})
 
 
 def test_the_editor_params_take_the_new_filters() -> None:
     from lsp.params import InvalidParams, search_params, similar_arguments
 
     filters = {"exclude_globs": ["tests/"], "include_tests": False, "path_globs": ["*.py"]}
-    assert search_params({"query": "q", "filters": filters}).filters == filters
-    assert similar_arguments(["file:///a.py", 3, {"filters": filters}]).filters == filters
+    given = search_params({"query": "q", "filters": filters}).filters
+    assert given.model_dump(exclude_defaults=True) == filters
+    given = similar_arguments(["file:///a.py", 3, {"filters": filters}]).filters
+    assert given.model_dump(exclude_defaults=True) == filters
     for bad, message in [
         ({"include_tests": 1}, "'filters.include_tests' must be true or false"),
         ({"exclude_globs": [1]}, "'filters.exclude_globs' must be a list of strings"),

@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 
+from codesearch.ranked import merge_ranked
+from codesearch.wire.hits import Hit
+from codesearch.wire.lsp import Result
 from lsp import convert
 from lsp.params import InvalidParams, reindex_arguments, search_arguments, search_params
 
@@ -75,8 +78,8 @@ def test_undecodable_bytes_are_replaced(tmp_path: Path) -> None:
     assert convert.read_lines(path) == ["caf\ufffd"]
 
 
-def test_result_record(tmp_path: Path) -> None:
-    hit = {
+def _hit(**fields: object) -> Hit:
+    record = {
         "path": "src/a b.py",
         "start_line": 2,
         "end_line": 2,
@@ -85,8 +88,14 @@ def test_result_record(tmp_path: Path) -> None:
         "language": "python",
         "score": 0.5,
         "snippet": "def f(): ...",
+        "match_start": 2,
+        "match_end": 2,
     }
-    record = convert.result(hit, tmp_path, ["", "  def f(): return '😀'"])
+    return Hit.model_validate({**record, **fields})
+
+
+def test_result_record(tmp_path: Path) -> None:
+    record = convert.result(_hit(), tmp_path, ["", "  def f(): return '😀'"]).dump()
     assert record["uri"] == convert.path_uri(tmp_path / "src/a b.py")
     assert record["uri"].endswith("/src/a%20b.py")
     assert convert.uri_path(record["uri"]) == tmp_path / "src/a b.py"
@@ -104,13 +113,17 @@ def test_uri_path_rejects_other_schemes() -> None:
     assert convert.uri_path("file:///tmp/%C3%A9.py") == Path("/tmp/é.py")
 
 
-def test_best_first_merges_by_score() -> None:
+def test_results_of_several_folders_merge_by_score() -> None:
     a = [{"score": 0.9, "n": 1}, {"score": 0.2, "n": 2}]
     b = [{"score": 0.5, "n": 3}]
-    assert [r["n"] for r in convert.best_first([a, b], 2)] == [1, 3]
-    same = {"uri": "file:///r/x.py", "start_line": 1, "end_line": 2}
-    nested = [[{**same, "score": 0.4}], [{**same, "score": 0.4}, {"score": 0.1}]]
-    assert len(convert.best_first(nested, 10)) == 2
+    merged = merge_ranked([(Path("/a"), [a]), (Path("/b"), [b])], 1, 2, lambda r: r["score"])
+    assert [(str(root), r["n"]) for root, r in merged[0]] == [("/a", 1), ("/b", 3)]
+    # a chunk found through two nested workspace folders is kept once
+    one = convert.result(_hit(score=0.4), Path("/r"), None)
+    other = convert.result(_hit(path="b.py", score=0.1), Path("/r"), None)
+    nested = [(Path("/r"), [[one]]), (Path("/r/src"), [[one, other]])]
+    kept = merge_ranked(nested, 1, 10, lambda r: r.score, key=convert.place)[0]
+    assert [r for _, r in kept] == [one, other]
 
 
 def test_symbols() -> None:
@@ -118,26 +131,21 @@ def test_symbols() -> None:
     assert convert.symbol_kind("method") == types.SymbolKind.Method
     assert convert.symbol_kind("section") == types.SymbolKind.String
     assert convert.symbol_kind("something new") == types.SymbolKind.Object
-    item = {
-        "uri": "file:///r/x.py",
-        "path": "x.py",
-        "start_line": 3,
-        "name": "",
-        "kind": "window",
-        "range": {"start": {"line": 2, "character": 0}, "end": {"line": 4, "character": 1}},
-    }
-    info = convert.symbol(item)
+    hit = _hit(path="x.py", start_line=3, end_line=4, match_start=3, match_end=4, name="")
+    record = convert.result(hit.model_copy(update={"kind": "window"}), Path("/r"), None).dump()
+    rng = {"start": {"line": 2, "character": 0}, "end": {"line": 4, "character": 1}}
+    info = convert.symbol(Result.model_validate({**record, "range": rng}))
     assert info.name == "x.py:3" and info.container_name == "x.py"
     assert info.location.range.end == types.Position(line=4, character=1)
 
 
 def test_search_params() -> None:
     p = search_params({"query": " where is auth ", "workDoneToken": "t"})
-    assert (p.query, p.k, p.filters, p.folder) == ("where is auth", 20, {}, None)
+    assert (p.query, p.k, p.filters.kinds, p.folder) == ("where is auth", 20, [], None)
     p = search_params(
         {"query": "q", "k": 3, "filters": {"kinds": ["class"]}, "folder": "file:///r"}
     )
-    assert (p.k, p.filters, p.folder) == (3, {"kinds": ["class"]}, "file:///r")
+    assert (p.k, p.filters.kinds, p.folder) == (3, ["class"], "file:///r")
     for bad, message in [
         (None, "params must be an object"),
         ({"query": ""}, "non-empty string"),
@@ -180,13 +188,12 @@ def test_readme_contract_matches_the_code() -> None:
     params, end = decoder.raw_decode(text.strip())
     answer, _ = decoder.raw_decode(text.strip()[end:].strip())
     parsed = search_params(params)
-    assert parsed.k == 20 and parsed.filters["kinds"] == ["function", "method"]
+    assert parsed.k == 20 and parsed.filters.kinds == ["function", "method"]
     example = answer["results"][0]
+    Result.model_validate(example)  # the documented answer is what the server sends ...
     hit = {key: example[key] for key in ("path", "start_line", "end_line", "kind", "name")}
-    record = convert.result(
-        {**hit, "language": "python", "score": 1.0, "snippet": ""}, Path("/r"), None
-    )
-    assert set(example) == set(record)
+    record = convert.result(_hit(**hit, language="python", score=1.0, snippet=""), Path("/r"), None)
+    assert set(example) == set(record.dump())  # ... with no field left out
     assert set(answer) == {"query", "results", "notices"}
     for command in (server.SEARCH_COMMAND, server.REINDEX_COMMAND, server.STATUS_COMMAND):
         assert f"| `{command}` |" in readme

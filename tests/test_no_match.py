@@ -14,6 +14,7 @@ from codesearch.engine import RepoSearch, index_repo
 from codesearch.roles import Role, role
 from codesearch.search import Fusion, SearchOptions
 from codesearch.types import Filters, Hit
+from codesearch.wire.hits import Hit as WireHit
 
 CONVERT = '''\
 """Converting model instances to plain data."""
@@ -274,7 +275,7 @@ def test_a_good_match_is_confident_and_an_absent_answer_is_not(repo: RepoSearch)
     assert good and all(h.confident for h in good)
     absent = search(repo, "render the 3d scene with shadows on the graphics card")
     assert absent and not any(h.confident for h in absent)
-    assert absent[0].to_json()["confident"] is False
+    assert WireHit.of(absent[0]).dump()["confident"] is False
 
 
 def test_the_cli_says_when_all_matches_are_weak(
@@ -298,10 +299,11 @@ def test_the_cli_says_when_all_matches_are_weak(
 
 
 def test_the_mcp_answer_says_when_all_matches_are_weak() -> None:
-    from codesearch.mcp_server import WEAK_MATCHES, SearchHit, SearchOutput, format_search
+    from codesearch.mcp_server import WEAK_MATCHES, format_search
+    from codesearch.wire.mcp import SearchOutput
 
-    def hit(confident: bool) -> SearchHit:
-        return SearchHit(
+    def hit(confident: bool) -> WireHit:
+        return WireHit(
             path="a.py",
             start_line=1,
             end_line=2,

@@ -19,7 +19,8 @@ from codesearch.engine import index_status
 from codesearch.index import Indexer
 from codesearch.search import Searcher, SearchOptions
 from codesearch.store import Store
-from codesearch.types import Filters, Hit
+from codesearch.types import Filters
+from codesearch.wire.hits import Hit as WireHit
 
 
 @pytest.fixture
@@ -79,7 +80,7 @@ def test_a_text_question_finds_the_diagram_by_the_words_that_show_it(
     top = hits[0]
     assert (top.path, top.kind) == ("docs/img/ingest-pipeline.png", "image")
     assert top.referenced_by == ("docs/architecture.md",)
-    record = top.to_json()
+    record = WireHit.of(top).dump()
     assert (record["page"], record["width"], record["height"]) == (0, 320, 200)
     assert record["referenced_by"] == ["docs/architecture.md"]
     hits = _search(picture_repo, minilm, "screenshot of the login page", k=3)
@@ -90,7 +91,7 @@ def test_a_text_question_finds_the_diagram_by_the_words_that_show_it(
     )
     assert only and all(h.kind == "image" for h in only)
     code = _search(picture_repo, minilm, "split files and queue the pieces", k=1)[0]
-    assert code.name == "queue_pieces" and "page" not in code.to_json()
+    assert code.name == "queue_pieces" and "page" not in WireHit.of(code).dump()
 
 
 def test_a_changed_document_describes_its_pictures_again(
@@ -191,7 +192,7 @@ def test_pictures_through_the_daemon_keep_their_fields(
             200,
         )
         assert top["referenced_by"] == ["docs/architecture.md"]
-        hit = Hit.from_json(top)
+        hit = WireHit.model_validate(top).to_hit()
         assert hit.media is not None and hit.referenced_by == ("docs/architecture.md",)
         env = {**os.environ, "CODESEARCH_HOME": str(home), "CODESEARCH_DAEMON": "1"}
         question = ["search", "diagram of the ingest pipeline", "--repo", str(picture_repo)]

@@ -206,20 +206,20 @@ def test_a_server_killed_mid_index_pauses_the_daemon_which_resumes_to_a_clean_re
         svc.add(str(repo))
 
         def state() -> dict[str, Any]:
-            return svc.status(repo)["repos"][0]
+            return svc.status(repo).repos[0].dump()
 
         _wait_for(lambda: state()["state"] == "paused", 60, "indexing did not pause")
         info = state()
         assert "indexing paused, searches use what is indexed" in info["error"]
         assert 0 < info["files"] < 67  # what was finished before the kill is kept
         _wait_for(
-            lambda: svc.status()["daemon"]["embedders"][0]["state"] == "down",
+            lambda: svc.status().daemon.embedders[0]["state"] == "down",
             30,
             "the breaker did not open",
         )
         # queries keep working on what is indexed: keywords while the server is down
         results, notices = svc.search(repo, ["step_0_1"], SearchOptions(k=3), None)
-        assert results[0] and results[0][0]["name"] == "step_0_1"
+        assert results[0] and results[0][0].name == "step_0_1"
         assert any("keywords only" in n for n in notices)
         remote.start()  # the same port
         _wait_for(

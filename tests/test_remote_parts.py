@@ -612,40 +612,40 @@ def test_the_daemon_pauses_during_an_outage_and_resumes_after_it(
     try:
         svc.add(str(repo))
         assert svc.wait(repo, 30)
-        assert svc.status(repo)["repos"][0]["state"] == "idle"
+        assert svc.status(repo).dump()["repos"][0]["state"] == "idle"
         down = {"on": True}
         server.script = lambda body: (503, {}, {"error": "gpu on fire"}) if down["on"] else None
         for i in range(30, 40):
             (repo / f"gen_{i}.py").write_text(f"def generated_{i}(x):\n    return x - {i}\n")
 
         def paused() -> bool:
-            return svc.status(repo)["repos"][0]["state"] == "paused"
+            return svc.status(repo).dump()["repos"][0]["state"] == "paused"
 
         _wait_for(paused, 30, "indexing did not pause")
-        info = svc.status(repo)
+        info = svc.status(repo).dump()
         error = info["repos"][0]["error"]
         assert "gpu on fire" in error and "indexing paused, searches use what is indexed" in error
 
         def server_down() -> bool:
-            return svc.status(repo)["daemon"]["embedders"][0]["state"] == "down"
+            return svc.status(repo).dump()["daemon"]["embedders"][0]["state"] == "down"
 
         _wait_for(server_down, 20, "the breaker did not open")  # after THRESHOLD failed runs
-        assert "gpu on fire" in svc.status(repo)["daemon"]["embedders"][0]["error"]
+        assert "gpu on fire" in svc.status(repo).dump()["daemon"]["embedders"][0]["error"]
         # queries keep working: keywords only, and they say so
         results, notices = svc.search(repo, ["generated_3"], SearchOptions(k=5), None)
-        assert "generated_3" in {h["name"] for h in results[0]}
+        assert "generated_3" in {h.name for h in results[0]}
         assert any("keywords only" in n and "gpu on fire" in n for n in notices)
         down["on"] = False
 
         def caught_up() -> bool:
-            return svc.status(repo)["repos"][0]["state"] == "idle" and svc.wait(repo, 0.1)
+            return svc.status(repo).dump()["repos"][0]["state"] == "idle" and svc.wait(repo, 0.1)
 
         _wait_for(caught_up, 30, "indexing did not resume")
-        info = svc.status(repo)["repos"][0]
+        info = svc.status(repo).dump()["repos"][0]
         assert info["error"] == "" and info["files"] == 7 + 40
         results, notices = svc.search(repo, ["generated 37"], SearchOptions(k=3), None)
-        assert notices == [] and results[0][0]["name"] == "generated_37"
-        assert svc.status()["daemon"]["embedders"][0]["state"] == "up"
+        assert notices == [] and results[0][0].name == "generated_37"
+        assert svc.status().dump()["daemon"]["embedders"][0]["state"] == "up"
     finally:
         svc.stop()
     # nothing was embedded twice: each text got its vector once (the probe aside)

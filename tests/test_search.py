@@ -9,6 +9,7 @@ from codesearch.embed import FakeEmbedder
 from codesearch.search import Fusion, Searcher, SearchOptions, fuse, fuse_scores
 from codesearch.store import Store
 from codesearch.types import Chunk, FileState, Filters
+from codesearch.wire.hits import Hit as WireHit
 
 
 def _store(tmp_path: Path, chunks: list[Chunk], embedder: FakeEmbedder) -> Store:
@@ -127,13 +128,13 @@ def test_a_part_is_reported_as_its_whole_definition(tmp_path: Path) -> None:
     # the lines that matched are the last part, inside the definition
     assert hit.match_range == (parts[-1].start_line, parts[-1].end_line)
     assert 4 < hit.match_start <= hit.match_end == 16
-    record = hit.to_json()
+    record = WireHit.of(hit).dump()
     assert (record["match_start"], record["match_end"]) == hit.match_range
     # a whole definition matches as a whole
     with _store(tmp_path / "w", chunks, fake) as store:
         (hit,) = Searcher(store, fake).search("getcwd", SearchOptions(k=1))
     assert (hit.name, hit.match_range) == ("other", (hit.start_line, hit.end_line))
-    assert (hit.to_json()["match_start"], hit.to_json()["match_end"]) == (19, 20)
+    assert (WireHit.of(hit).match_start, WireHit.of(hit).match_end) == (19, 20)
 
 
 def test_filters_apply_to_every_ranker(tmp_path: Path) -> None:

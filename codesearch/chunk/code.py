@@ -11,7 +11,7 @@ from typing import Any
 from codesearch.chunk import pieces as P
 from codesearch.chunk.jsnames import js_name
 from codesearch.chunk.languages import LEADING, SINGLE_WRAPPERS, WRAPPERS, grammar, new_parser
-from codesearch.types import Chunk
+from codesearch.types import Chunk, Kind
 
 Node = Any  # tree_sitter.Node
 
@@ -40,7 +40,7 @@ class _Def:
     name: str
     receiver: str
     pattern: int
-    kind: str = ""
+    kind: Kind = Kind.WINDOW  # set by _nest
     qual: str = ""
     start: int = 0  # first row, leading comments included
     end: int = 0
@@ -52,7 +52,7 @@ class _Def:
 class _Piece:
     start: int
     end: int
-    kind: str
+    kind: Kind
     name: str
     header: str
     units: list[tuple[int, int]] = field(default_factory=list)
@@ -189,23 +189,23 @@ def _nest(defs: list[_Def]) -> None:
         parent = stack[-1] if stack else None
         d.parent = parent
         d.in_function = parent is not None and (
-            parent.in_function or parent.kind in ("function", "method")
+            parent.in_function or parent.kind in (Kind.FUNCTION, Kind.METHOD)
         )
-        in_class = parent is not None and parent.kind == "class"
+        in_class = parent is not None and parent.kind == Kind.CLASS
         if d.tag in ("class", "container"):
-            d.kind = "class"
+            d.kind = Kind.CLASS
             d.qual = f"{parent.qual}.{d.name}" if in_class and parent else d.name
         elif d.tag == "method":  # go: receiver methods
-            d.kind = "method"
+            d.kind = Kind.METHOD
             d.qual = f"{d.receiver}.{d.name}" if d.receiver else d.name
         elif in_class and parent:
-            d.kind = "method"
+            d.kind = Kind.METHOD
             d.qual = f"{parent.qual}.{d.name.replace('::', '.')}"
         elif "::" in d.name:  # c++ out-of-line member definition
-            d.kind = "method"
+            d.kind = Kind.METHOD
             d.qual = d.name.replace("::", ".")
         else:
-            d.kind = "function"
+            d.kind = Kind.FUNCTION
             d.qual = d.name
         d.start = _leading_start(d.outer)
         d.end = end_row(d.outer)
@@ -235,12 +235,12 @@ def chunk_code(
         for d in defs
         if not d.in_function and not (broken and d.outer.has_error) and d.end < len(lines)
     ]
-    funcs = [d for d in kept if d.kind in ("function", "method")]
-    classes = [d for d in kept if d.kind == "class"]
+    funcs = [d for d in kept if d.kind in (Kind.FUNCTION, Kind.METHOD)]
+    classes = [d for d in kept if d.kind == Kind.CLASS]
 
     methods: dict[str, list[str]] = {}
     for d in funcs:
-        if d.kind == "method":
+        if d.kind == Kind.METHOD:
             owner, _, short = d.qual.rpartition(".")
             methods.setdefault(owner, []).append(short)
 
@@ -266,14 +266,20 @@ def chunk_code(
         if who >= 0:
             d = classes[who]
             units = _statements(_find_body(d.core))
-            leftovers.append(_Piece(seg_start, seg_end, "class", d.qual, class_headers[who], units))
+            leftovers.append(
+                _Piece(seg_start, seg_end, Kind.CLASS, d.qual, class_headers[who], units)
+            )
         elif broken:
             for s, e in P.windows(seg_start, seg_end, lines):
-                leftovers.append(_Piece(s, e, "window", "", f"{language} window", splittable=False))
+                leftovers.append(
+                    _Piece(s, e, Kind.WINDOW, "", f"{language} window", splittable=False)
+                )
         else:
             breaks = [c.start_point.row for c in root.named_children]
             for s, e in P.blocks(seg_start, seg_end, lines, P.MODULE_MAX_LINES, breaks):
-                leftovers.append(_Piece(s, e, "module", "", f"{language} module", splittable=False))
+                leftovers.append(
+                    _Piece(s, e, Kind.MODULE, "", f"{language} module", splittable=False)
+                )
 
     for piece in leftovers:
         piece.leftover = True
@@ -325,7 +331,7 @@ def _merge_trivial(
     ordered = sorted([*found, *leftovers], key=lambda p: (p.start, p.end))
     out: list[_Piece] = []
     for piece in ordered:
-        trivial = piece.kind != "window" and all(
+        trivial = piece.kind != Kind.WINDOW and all(
             _TRIVIAL.fullmatch(line) for line in lines[piece.start : piece.end + 1]
         )
         if trivial and out and out[-1].end < piece.start and piece.leftover:

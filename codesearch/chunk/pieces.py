@@ -9,7 +9,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 
-from codesearch.types import Chunk
+from codesearch.types import Chunk, Kind
 
 TokenCounter = Callable[[str], int]
 
@@ -48,7 +48,7 @@ def is_blank(line: str) -> bool:
 def make_chunk(
     path: str,
     language: str,
-    kind: str,
+    kind: Kind,
     name: str,
     start: int,
     end: int,
@@ -75,7 +75,7 @@ def make_chunk(
 def make_parts(
     path: str,
     language: str,
-    kind: str,
+    kind: Kind,
     name: str,
     ranges: Sequence[tuple[int, int]],
     lines: Sequence[str],

@@ -8,7 +8,7 @@ from posixpath import basename
 
 from codesearch.chunk import pieces as P
 from codesearch.chunk.languages import text_guess
-from codesearch.types import Chunk
+from codesearch.types import Chunk, Kind
 
 _ATX = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*")
 _SETEXT = re.compile(r" {0,3}(=+|-+)[ \t]*")
@@ -130,7 +130,7 @@ def _section_chunks(
         if tokens > max_tokens:
             per = max(1, size * max_tokens // tokens)
             ranges = P.blocks(start, end, lines, per)
-    return P.make_parts(path, language, "section", name, ranges, lines, header)
+    return P.make_parts(path, language, Kind.SECTION, name, ranges, lines, header)
 
 
 def chunk_text(path: str, language: str, lines: Sequence[str]) -> list[Chunk]:
@@ -139,6 +139,6 @@ def chunk_text(path: str, language: str, lines: Sequence[str]) -> list[Chunk]:
     else:  # a code or prose file whose chunker failed
         header = f"{language} window"
     return [
-        P.make_chunk(path, language, "window", "", s, e, lines, header)
+        P.make_chunk(path, language, Kind.WINDOW, "", s, e, lines, header)
         for s, e in P.windows(0, len(lines) - 1, lines)
     ]

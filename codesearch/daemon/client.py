@@ -1,4 +1,5 @@
-"""The client every face uses to talk to the daemon. Cheap to import: no torch, no numpy."""
+"""One connection to the daemon (the faces call through daemon/link.py, which adds the one
+recovery rule). Cheap to import: no torch, no numpy."""
 
 from __future__ import annotations
 

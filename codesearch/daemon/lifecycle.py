@@ -1,4 +1,5 @@
-"""Starting, stopping and installing the daemon, from the client side. Cheap to import."""
+"""Starting, stopping and installing the daemon, from the client side (the one client that
+starts and restarts it for the faces is daemon/link.py). Cheap to import."""
 
 from __future__ import annotations
 
@@ -78,20 +79,6 @@ def _settle(settings: Settings, deadline: float) -> dict[str, Any] | None:
             return info
         time.sleep(0.05)
     return None
-
-
-def connect(
-    settings: Settings, autostart: bool = True, notice: Callable[[str], None] | None = None
-) -> Client:
-    """A connection to the daemon, starting it first (with ``notice``) when none answers and
-    ``autostart``; DaemonUnavailable when it cannot be reached or started."""
-    try:
-        return Client.connect(settings)
-    except DaemonUnavailable:
-        if not autostart:
-            raise
-    start(settings, notice=notice)
-    return Client.connect(settings)
 
 
 def _tail(path: Path, lines: int = 1) -> str:

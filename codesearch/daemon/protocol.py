@@ -1,4 +1,5 @@
-"""The request/response schema every face speaks to the daemon.
+"""The envelope of what every face says to the daemon (the params and answers inside it are
+the models of :mod:`codesearch.wire.daemon`; docs/daemon.schema.json is generated from them).
 
 One JSON object per line over a Unix stream socket. A request::
 
@@ -10,8 +11,8 @@ is answered by zero or more events and then exactly one final message with the s
     {"v": 2, "id": 7, "result": {...}}
     {"v": 2, "id": 7, "error": {"type": "IndexMissing", "message": "..."}}
 
-Search results are the records of the CLI's ``--json`` output (:meth:`Hit.to_json`). A request
-with another ``v`` is answered with a ``SchemaMismatch`` error, never dropped.
+Search results are the records of the CLI's ``--json`` output (:class:`codesearch.wire.hits.Hit`).
+A request with another ``v`` is answered with a ``SchemaMismatch`` error, never dropped.
 """
 
 from __future__ import annotations
@@ -20,37 +21,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from codesearch.types import (
-    BadInput,
-    CodesearchError,
-    IndexCorrupt,
-    IndexLocked,
-    IndexMissing,
-    ModelMismatch,
-    ModelUnavailable,
-    NotARepository,
-)
+from codesearch import types
+from codesearch.types import CodesearchError
+from codesearch.wire.base import parse
+from codesearch.wire.daemon import Envelope, Method
 
 SCHEMA_VERSION = 2  # 2: hits carry match_start/match_end/confident; filters, scope, repos grew
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # a request or response line larger than this is refused
 
-METHODS = (
-    "ping",  # -> {pid, version, schema, started}
-    # {queries, k, filters, repo | cwd (+ scope: a subfolder) | repos | all_repos, model?}
-    # -> {repo, results, notices}; with repos / all_repos: one list, each hit with its "repo"
-    "search",
-    # {path, line, k, filters?, repo | cwd, model?} -> {repo, source, results, notices}:
-    # the chunks most like the one at path:line (path relative to the repo root, or absolute)
-    "similar",
-    "add",  # {path, wait?} -> {root, added}; with wait: progress events until idle
-    "remove",  # {path} -> {root, removed}
-    "repos",  # -> {repos: [...]}
-    "status",  # {repo?} -> {daemon: {...}, repos: [...]}
-    "hint",  # {paths: [abs paths]} -> {queued}: a face saw these change (editor save)
-    "reindex",  # {path, rebuild?} -> {root}: reconcile the whole repository now
-    "wait",  # {repo?, timeout?} -> {idle}: block until no work is pending
-    "shutdown",  # -> {}
-)
+# The methods, their params and answers: codesearch.wire.daemon (CALLS).
+METHODS = tuple(Method)
 
 
 class ProtocolError(CodesearchError):
@@ -72,13 +52,13 @@ class DaemonError(CodesearchError):
 ERRORS: dict[str, type[CodesearchError]] = {
     cls.__name__: cls
     for cls in (
-        BadInput,
-        IndexCorrupt,
-        IndexLocked,
-        IndexMissing,
-        ModelMismatch,
-        ModelUnavailable,
-        NotARepository,
+        types.BadInput,
+        types.IndexCorrupt,
+        types.IndexLocked,
+        types.IndexMissing,
+        types.ModelMismatch,
+        types.ModelUnavailable,
+        types.NotARepository,
         ProtocolError,
         SchemaMismatch,
         DaemonUnavailable,
@@ -90,7 +70,7 @@ ERRORS: dict[str, type[CodesearchError]] = {
 @dataclass(frozen=True)
 class Request:
     id: int | str
-    method: str
+    method: Method
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -128,7 +108,8 @@ def decode(line: bytes) -> dict[str, Any]:
 
 
 def parse_request(message: dict[str, Any]) -> Request:
-    """Check a decoded request against the schema (the version first)."""
+    """Check a decoded request's envelope (the version first); its params are checked
+    against their method's model (codesearch.wire.daemon) when it is dispatched."""
     version = message.get("v")
     if version != SCHEMA_VERSION:
         raise SchemaMismatch(
@@ -136,16 +117,8 @@ def parse_request(message: dict[str, Any]) -> Request:
             f"{version!r}: restart the daemon with the same codesearch "
             f"(`codesearch daemon restart`)"
         )
-    req_id = message.get("id")
-    if not isinstance(req_id, (int, str)) or isinstance(req_id, bool):
-        raise ProtocolError("malformed request: 'id' must be a number or a string")
-    method = message.get("method")
-    if method not in METHODS:
-        raise ProtocolError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
-    params = message.get("params", {})
-    if not isinstance(params, dict):
-        raise ProtocolError("malformed request: 'params' must be an object")
-    return Request(req_id, method, params)
+    envelope = parse(Envelope, message, ProtocolError)
+    return Request(envelope.id, envelope.method, envelope.params)
 
 
 def raise_error(payload: object) -> None:

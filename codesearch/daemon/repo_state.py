@@ -18,7 +18,7 @@ from codesearch.embed import Embedder
 from codesearch.engine import RepoSearch
 from codesearch.index import Progress
 from codesearch.store import Store
-from codesearch.types import IndexStats
+from codesearch.types import IndexStats, RepoState
 
 QUIET_S = 0.1  # a batch is taken once events stop for this long ...
 MAX_DELAY_S = 2.0  # ... or this long after its first event, whichever comes first;
@@ -37,7 +37,7 @@ class Repo:
     rebuild: bool = False
     first_event: float = 0.0
     last_event: float = 0.0
-    state: str = "queued"  # queued | indexing | idle | missing | error | paused | removed
+    state: RepoState = RepoState.QUEUED
     error: str = ""
     notice: str = ""  # e.g. "the index was corrupt and was rebuilt"
     notice_shown: bool = False
@@ -65,6 +65,10 @@ class Repo:
         return min(self.last_event + quiet, self.first_event + longest)
 
     def busy(self) -> bool:
-        if self.state in ("error", "paused"):  # retrying later: not "busy" for anyone waiting
+        if self.state in (RepoState.ERROR, RepoState.PAUSED):  # retrying later: not "busy"
             return False
-        return bool(self.pending) or self.rebuild or self.state in ("queued", "indexing")
+        return (
+            bool(self.pending)
+            or self.rebuild
+            or self.state in (RepoState.QUEUED, RepoState.INDEXING)
+        )

@@ -17,6 +17,7 @@ import socketserver
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
@@ -27,10 +28,13 @@ from codesearch.daemon import protocol
 from codesearch.daemon.protocol import ProtocolError, Request
 from codesearch.daemon.runtime import Runtime, runtime, secure_dir
 from codesearch.daemon.service import Service
-from codesearch.engine import merge_ranked
 from codesearch.paths import resolve_root
+from codesearch.ranked import search_several
 from codesearch.search import SNIPPET_LINES, SearchOptions
-from codesearch.types import KINDS, BadInput, CodesearchError, Filters
+from codesearch.types import BadInput, CodesearchError, Filters
+from codesearch.wire import daemon as wire
+from codesearch.wire.base import Wire, parse
+from codesearch.wire.hits import Hit
 
 log = logging.getLogger("codesearch.daemon")
 
@@ -45,164 +49,117 @@ class AlreadyRunning(CodesearchError):
 
 # ---------------------------------------------------------------------- request handlers
 
-
-def _str_list(params: dict[str, Any], key: str) -> list[str]:
-    value = params.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise BadInput(f"'{key}' must be a list of strings")
-    return value
+Emit = Callable[[wire.ProgressEvent], None]
 
 
-def _opt_str(params: dict[str, Any], key: str) -> str | None:
-    value = params.get(key)
-    if value is not None and not isinstance(value, str):
-        raise BadInput(f"'{key}' must be a string")
-    return value
-
-
-def _search_options(params: dict[str, Any]) -> SearchOptions:
-    k = params.get("k", 10)
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 1000:
-        raise BadInput("'k' must be a whole number from 1 to 1000")
-    filters = params.get("filters", {})
-    if not isinstance(filters, dict):
-        raise BadInput("'filters' must be an object")
-    kinds = _str_list(filters, "kinds")
-    bad = [kind for kind in kinds if kind not in KINDS]
-    if bad:
-        raise BadInput(f"unknown kind {bad[0]!r} (known: {', '.join(KINDS)})")
-    rerank = params.get("rerank", 0)
-    if not isinstance(rerank, int) or isinstance(rerank, bool) or not 0 <= rerank <= 1000:
-        raise BadInput("'rerank' must be a whole number from 0 to 1000")
-    lines = params.get("snippet_lines", SNIPPET_LINES)
-    if not isinstance(lines, int) or isinstance(lines, bool) or not 0 <= lines <= 10_000:
-        raise BadInput("'snippet_lines' must be a whole number from 0 to 10000")
-    path_globs = _str_list(filters, "path_globs")
-    exclude_globs = _str_list(filters, "exclude_globs")
-    globs.check(path_globs, "filters.path_globs")
-    globs.check(exclude_globs, "filters.exclude_globs", negation=False)
-    include_tests = filters.get("include_tests", True)
-    if not isinstance(include_tests, bool):
-        raise BadInput("'include_tests' must be true or false")
-    return SearchOptions(
-        k=k,
-        rerank=rerank,
-        snippet_lines=lines,
-        filters=Filters(
-            tuple(_str_list(filters, "languages")),
-            tuple(path_globs),
-            tuple(kinds),
-            exclude_globs=tuple(exclude_globs),
-            include_tests=include_tests,
-        ),
+def _search_options(q: wire.QueryParams) -> SearchOptions:
+    f = q.filters
+    lines = SNIPPET_LINES if q.snippet_lines is None else q.snippet_lines
+    filters = Filters(
+        tuple(f.languages),
+        tuple(f.path_globs),
+        tuple(f.kinds),
+        exclude_globs=tuple(f.exclude_globs),
+        include_tests=f.include_tests,
     )
+    return SearchOptions(k=q.k, rerank=q.rerank, snippet_lines=lines, filters=filters)
 
 
-def _roots(params: dict[str, Any], service: Service) -> list[Path] | None:
+def _roots(params: wire.SearchParams, service: Service) -> list[Path] | None:
     """The repositories of a search of several (``repos``, or ``all_repos``: every watched
     one); None for a search of one (``repo`` or ``cwd``)."""
-    if params.get("all_repos"):
-        if params.get("repos") or params.get("repo"):
+    if params.all_repos:
+        if params.repos or params.repo:
             raise BadInput("'all_repos' searches every repository: give no 'repo' or 'repos'")
         roots = list(service.repos)
         if not roots:
             raise BadInput("no repositories are registered: `codesearch add PATH` registers one")
         return roots
-    if "repos" not in params:
+    if params.repos is None:
         return None
-    named = _str_list(params, "repos")
-    if not named:
-        raise BadInput("'repos' must name at least one repository")
-    return list(dict.fromkeys(resolve_root(Path(r)) for r in named))
+    return list(dict.fromkeys(resolve_root(Path(r)) for r in params.repos))
 
 
 class Dispatcher:
-    """Turns one request into the service call; events go out through ``send``."""
+    """Turns one request into the service call: its params checked against their model
+    (one line for a malformed one), its answer a model; events go out through ``send``."""
 
     def __init__(self, service: Service, shutdown: threading.Event) -> None:
         self.service = service
         self.shutdown = shutdown
 
-    def handle(self, req: Request, send: Any) -> dict[str, Any]:
-        handler = getattr(self, f"do_{req.method}")
-        return handler(req.params, lambda name, data: send(protocol.event(req.id, name, data)))
+    def handle(self, req: Request, send: Callable[[bytes], None]) -> dict[str, Any]:
+        params = parse(wire.CALLS[req.method].params, req.params, BadInput, dotted=False)
 
-    def do_ping(self, params: dict[str, Any], emit: Any) -> dict[str, Any]:
-        return {**self.service.daemon_info(), "started": self.service.started}
+        def emit(event: wire.ProgressEvent) -> None:
+            send(protocol.event(req.id, "progress", event.dump()))
 
-    def do_search(self, params: dict[str, Any], emit: Any) -> dict[str, Any]:
-        queries = _str_list(params, "queries")
-        if not queries:
-            raise BadInput("'queries' must hold at least one question")
+        answer: Wire = getattr(self, f"do_{req.method}")(params, emit)
+        return answer.dump()
+
+    def do_ping(self, params: wire.PingParams, emit: Emit) -> wire.PingResult:
+        return wire.PingResult(
+            **self.service.daemon_info().model_dump(), started=self.service.started
+        )
+
+    def do_search(self, params: wire.SearchParams, emit: Emit) -> wire.SearchResult:
         options = _search_options(params)
-        model = _opt_str(params, "model")
         roots = _roots(params, self.service)
         if roots is not None:
-            return self._search_several(roots, queries, options, model, params)
-        root = self.service.resolve(_opt_str(params, "repo"), _opt_str(params, "cwd"))
-        scope = _opt_str(params, "scope")
-        if scope:  # a search from a subfolder: that folder only, patterns relative to it
-            options = replace(options, filters=globs.scoped_to(options.filters, root, Path(scope)))
-        results, notices = self.service.search(root, queries, options, model)
-        return {"repo": str(root), "results": results, "notices": notices}
+            return self._search_several(roots, params, options)
+        root = self.service.resolve(params.repo, params.cwd)
+        if params.scope:  # a search from a subfolder: that folder only, patterns relative to it
+            scoped = globs.scoped_to(options.filters, root, Path(params.scope))
+            options = replace(options, filters=scoped)
+        results, notices = self.service.search(root, params.queries, options, params.model)
+        return wire.SearchResult(repo=str(root), results=results, notices=notices)
 
     def _search_several(
-        self,
-        roots: list[Path],
-        queries: list[str],
-        options: SearchOptions,
-        model: str | None,
-        params: dict[str, Any],
-    ) -> dict[str, Any]:
+        self, roots: list[Path], params: wire.SearchParams, options: SearchOptions
+    ) -> wire.SearchResult:
         """One ranked list per query over several repositories; each hit names its ``repo``.
         With ``all_repos`` a repository that cannot answer (no index yet, another model) is
         skipped with a notice."""
-        parts: list[tuple[Path, list[list[dict[str, Any]]]]] = []
         notices: list[str] = []
-        for root in roots:
-            try:
-                results, said = self.service.search(root, queries, options, model)
-            except BadInput:
-                raise
-            except CodesearchError as exc:
-                if not params.get("all_repos"):
-                    raise
-                notices.append(f"skipped {root}: {exc}")
-                continue
+
+        def search_one(root: Path) -> list[list[Hit]]:
+            results, said = self.service.search(root, params.queries, options, params.model)
             notices.extend(said)
-            parts.append((root, [[{**h, "repo": str(root)} for h in one] for one in results]))
-        merged = merge_ranked(parts, len(queries), options.k, lambda h: float(h["score"]))
-        return {
-            "repo": str(roots[0]),
-            "repos": [str(r) for r in roots],
-            "results": [[hit for _, hit in one] for one in merged],
-            "notices": notices,
-        }
+            return [[h.model_copy(update={"repo": str(root)}) for h in one] for one in results]
 
-    def do_similar(self, params: dict[str, Any], emit: Any) -> dict[str, Any]:
-        path = _opt_str(params, "path")
-        if not path:
-            raise BadInput("'path' is required: the file of the code to find more like")
-        line = params.get("line")
-        if not isinstance(line, int) or isinstance(line, bool) or line < 1:
-            raise BadInput("'line' must be a whole number from 1 (lines are 1-based)")
-        options = _search_options(params)
-        root = self.service.resolve(_opt_str(params, "repo"), _opt_str(params, "cwd"))
-        source, results, notices = self.service.similar(
-            root, path, line, options, _opt_str(params, "model")
+        def skipped(root: Path, exc: CodesearchError) -> None:
+            notices.append(f"skipped {root}: {exc}")
+
+        merged = search_several(
+            roots,
+            search_one,
+            len(params.queries),
+            options.k,
+            lambda h: h.score,
+            skipped if params.all_repos else None,
         )
-        return {"repo": str(root), "source": source, "results": results, "notices": notices}
+        return wire.SearchResult(
+            repo=str(roots[0]),
+            repos=[str(r) for r in roots],
+            results=[[hit for _, hit in one] for one in merged],
+            notices=notices,
+        )
 
-    def do_add(self, params: dict[str, Any], emit: Any) -> dict[str, Any]:
-        path = _opt_str(params, "path")
-        if not path:
-            raise BadInput("'path' is required")
-        repo, added = self.service.add(path)
-        if params.get("wait"):
+    def do_similar(self, params: wire.SimilarParams, emit: Emit) -> wire.SimilarResult:
+        root = self.service.resolve(params.repo, params.cwd)
+        options = _search_options(params)
+        source, results, notices = self.service.similar(
+            root, params.path, params.line, options, params.model
+        )
+        return wire.SimilarResult(repo=str(root), source=source, results=results, notices=notices)
+
+    def do_add(self, params: wire.AddParams, emit: Emit) -> wire.AddResult:
+        repo, added = self.service.add(params.path)
+        if params.wait:
             self._follow(repo.root, emit)
-        return {"root": str(repo.root), "added": added, **self.service.repo_status(repo)}
+        return wire.AddResult(**self.service.repo_status(repo).model_dump(), added=added)
 
-    def _follow(self, root: Path, emit: Any) -> None:
+    def _follow(self, root: Path, emit: Emit) -> None:
         while not self.service.wait(root, PROGRESS_EVERY_S):
             if self.shutdown.is_set():
                 raise protocol.DaemonUnavailable("the daemon is stopping")
@@ -211,57 +168,42 @@ class Dispatcher:
                 return
             p = repo.progress
             emit(
-                "progress",
-                {
-                    "root": str(root),
-                    "state": repo.state,
-                    "files_done": p.files_done if p else 0,
-                    "files_total": p.files_total if p else 0,
-                    "chunks_embedded": p.chunks_embedded if p else 0,
-                },
+                wire.ProgressEvent(
+                    root=str(root),
+                    state=repo.state,
+                    files_done=p.files_done if p else 0,
+                    files_total=p.files_total if p else 0,
+                    chunks_embedded=p.chunks_embedded if p else 0,
+                )
             )
 
-    def do_remove(self, params: dict[str, Any], emit: Any) -> dict[str, Any]:
-        path = _opt_str(params, "path")
-        if not path:
-            raise BadInput("'path' is required")
-        root = self.service.remove(path)
-        return {
-            "root": str(root),
-            "removed": True,
-            "index": str(self.service.settings.index_path(root)),
-        }
+    def do_remove(self, params: wire.RemoveParams, emit: Emit) -> wire.RemoveResult:
+        root = self.service.remove(params.path)
+        return wire.RemoveResult(root=str(root), index=str(self.service.settings.index_path(root)))
 
-    def do_repos(self, params: dict[str, Any], emit: Any) -> dict[str, Any]:
-        return {"repos": self.service.status()["repos"]}
+    def do_repos(self, params: wire.ReposParams, emit: Emit) -> wire.ReposResult:
+        return wire.ReposResult(repos=self.service.status().repos)
 
-    def do_status(self, params: dict[str, Any], emit: Any) -> dict[str, Any]:
-        repo = _opt_str(params, "repo")
+    def do_status(self, params: wire.StatusParams, emit: Emit) -> wire.StatusResult:
+        repo = params.repo
         return self.service.status(Path(repo).expanduser().resolve() if repo else None)
 
-    def do_hint(self, params: dict[str, Any], emit: Any) -> dict[str, Any]:
-        return {"queued": self.service.hint(_str_list(params, "paths"))}
+    def do_hint(self, params: wire.HintParams, emit: Emit) -> wire.HintResult:
+        return wire.HintResult(queued=self.service.hint(params.paths))
 
-    def do_reindex(self, params: dict[str, Any], emit: Any) -> dict[str, Any]:
-        path = _opt_str(params, "path")
-        if not path:
-            raise BadInput("'path' is required")
-        root = self.service.reindex(path, bool(params.get("rebuild")))
-        if params.get("wait"):
+    def do_reindex(self, params: wire.ReindexParams, emit: Emit) -> wire.ReindexResult:
+        root = self.service.reindex(params.path, params.rebuild)
+        if params.wait:
             self._follow(root, emit)
-        return {"root": str(root)}
+        return wire.ReindexResult(root=str(root))
 
-    def do_wait(self, params: dict[str, Any], emit: Any) -> dict[str, Any]:
-        timeout = params.get("timeout", 60)
-        if not isinstance(timeout, (int, float)) or timeout < 0:
-            raise BadInput("'timeout' must be a number of seconds")
-        repo = _opt_str(params, "repo")
-        root = Path(repo).expanduser().resolve() if repo else None
-        return {"idle": self.service.wait(root, float(timeout))}
+    def do_wait(self, params: wire.WaitParams, emit: Emit) -> wire.WaitResult:
+        root = Path(params.repo).expanduser().resolve() if params.repo else None
+        return wire.WaitResult(idle=self.service.wait(root, float(params.timeout)))
 
-    def do_shutdown(self, params: dict[str, Any], emit: Any) -> dict[str, Any]:
+    def do_shutdown(self, params: wire.ShutdownParams, emit: Emit) -> wire.ShutdownResult:
         self.shutdown.set()
-        return {"pid": os.getpid()}
+        return wire.ShutdownResult(pid=os.getpid())
 
 
 # ---------------------------------------------------------------------- the socket

@@ -25,7 +25,6 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from codesearch import __version__
 from codesearch.config import Settings
@@ -41,7 +40,6 @@ from codesearch.engine import META_MODEL_SPEC, RepoSearch, locate_repo, prepare_
 from codesearch.index import Indexer
 from codesearch.paths import resolve_root
 from codesearch.search import SearchOptions
-from codesearch.similar import source_json
 from codesearch.store import Store
 from codesearch.types import (
     BadInput,
@@ -49,7 +47,10 @@ from codesearch.types import (
     IndexCorrupt,
     IndexMissing,
     ModelMismatch,
+    RepoState,
 )
+from codesearch.wire.daemon import DaemonInfo, Progress, RepoStatus, StatusResult
+from codesearch.wire.hits import Hit, Source
 
 log = logging.getLogger("codesearch.daemon")
 
@@ -134,7 +135,7 @@ class Service:
 
     def _watch(self, repo: Repo) -> None:
         if not repo.root.is_dir():
-            repo.state, repo.error = "missing", f"repository folder is gone: {repo.root}"
+            repo.state, repo.error = RepoState.MISSING, f"repository folder is gone: {repo.root}"
             repo.next_rescan = time.monotonic() + RESCAN_S
             log.warning("%s", repo.error)
             return
@@ -176,8 +177,8 @@ class Service:
                 raise BadInput(f"not a watched repository: {path} (see `codesearch repos`)")
             registry.save(self.rt.repos, list(self.repos))
             repo.pending.clear()
-            indexing = repo.state == "indexing"
-            repo.state = "removed"  # when indexing, the writer closes it after its run
+            indexing = repo.state == RepoState.INDEXING
+            repo.state = RepoState.REMOVED  # when indexing, the writer closes it after its run
         if not indexing:
             self._detach(repo)
         log.info("removed %s", root)
@@ -242,7 +243,7 @@ class Service:
         queries: list[str],
         options: SearchOptions,
         model: str | None,
-    ) -> tuple[list[list[dict[str, Any]]], list[str]]:
+    ) -> tuple[list[list[Hit]], list[str]]:
         notices: list[str] = []
         repo = self._queried(root, notices)
         with self.gate, repo.read_lock:
@@ -252,7 +253,7 @@ class Service:
         if outage:
             notices.append(f"{outage}: these results match keywords only")
         self._index_notices(repo, notices)
-        return [[h.to_json() for h in one] for one in hits], notices
+        return [[Hit.of(h) for h in one] for one in hits], notices
 
     def similar(
         self,
@@ -261,14 +262,14 @@ class Service:
         line: int,
         options: SearchOptions,
         model: str | None,
-    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
+    ) -> tuple[Source, list[Hit], list[str]]:
         """The chunk at ``path:line`` and the chunks most like it (codesearch.similar)."""
         notices: list[str] = []
         repo = self._queried(root, notices)
         with self.gate, repo.read_lock:
             source, hits = self._reader(repo, model).similar(path, line, options)
         self._index_notices(repo, notices)
-        return source_json(source), [h.to_json() for h in hits], notices
+        return Source.of(source), [Hit.of(h) for h in hits], notices
 
     def _queried(self, root: Path, notices: list[str]) -> Repo:
         """The repository a query is about (registered now if it has an index but was not),
@@ -291,7 +292,7 @@ class Service:
         """What a query's answer says about the index: an update running, a rebuild done."""
         with self._lock:
             p = repo.progress
-            if repo.state == "indexing" and p is not None and p.files_total > p.files_done:
+            if repo.state == RepoState.INDEXING and p is not None and p.files_total > p.files_done:
                 # only when files are really being re-indexed (not a catch-up that finds none)
                 left = p.files_total - p.files_done
                 notices.append(f"the index of {repo.root} is being updated: {left} files left")
@@ -346,7 +347,7 @@ class Service:
         for r in self.repos.values():
             if r.pending or r.rebuild:
                 deadlines.append(r.due_at() - now)
-            if (r.watcher is None and r.state != "removed") or r.state == "missing":
+            if (r.watcher is None and r.state != RepoState.REMOVED) or r.state == RepoState.MISSING:
                 deadlines.append(r.next_rescan - now)
         return max(0.01, min(deadlines))
 
@@ -358,14 +359,14 @@ class Service:
                 repo = self._due(now)
                 if repo is None:
                     for r in self.repos.values():
-                        if r.state == "queued" and not r.pending:
-                            r.state = "idle"
+                        if r.state == RepoState.QUEUED and not r.pending:
+                            r.state = RepoState.IDLE
                     self._wake.notify_all()
                     self._wake.wait(timeout=self._next_wakeup(now))
                     continue
                 scopes, repo.pending = repo.pending, set()
                 rebuild, repo.rebuild = repo.rebuild, False
-                repo.state, repo.error = "indexing", ""
+                repo.state, repo.error = RepoState.INDEXING, ""
             try:
                 self._update(repo, scopes, rebuild)
             except Cancelled:
@@ -379,7 +380,7 @@ class Service:
                         f"{exc}; indexing paused, searches use what is indexed "
                         f"(retrying in {delay:.0f} s)"
                     )
-                    if repo.state != "removed":  # the same work, later
+                    if repo.state != RepoState.REMOVED:  # the same work, later
                         self._queue(repo, scopes)
                         repo.rebuild = repo.rebuild or rebuild
                         repo.first_event = repo.last_event = time.monotonic() + delay
@@ -393,7 +394,7 @@ class Service:
                 with self._lock:
                     repo.paused = False
                     repo.error = f"{message} (retrying in {delay:.0f} s)"
-                    if repo.state != "removed":  # nothing is lost: the same work, later
+                    if repo.state != RepoState.REMOVED:  # nothing is lost: the same work, later
                         self._queue(repo, scopes)
                         repo.rebuild = repo.rebuild or rebuild
                         repo.first_event = repo.last_event = time.monotonic() + delay
@@ -406,33 +407,44 @@ class Service:
         """After a run: the repository's new state (watchers stop outside the lock)."""
         stale: RepoWatcher | None = None
         with self._wake:
-            if repo.state == "removed":
+            if repo.state == RepoState.REMOVED:
                 pass
             elif not repo.root.is_dir():
-                repo.state, repo.error = "missing", f"repository folder is gone: {repo.root}"
+                repo.state, repo.error = (
+                    RepoState.MISSING,
+                    f"repository folder is gone: {repo.root}",
+                )
                 repo.next_rescan = time.monotonic() + RESCAN_S
                 stale, repo.watcher = repo.watcher, None
             elif repo.error:
-                repo.state = "paused" if repo.paused else "error"
+                repo.state = RepoState.PAUSED if repo.paused else RepoState.ERROR
             else:
-                repo.state = "queued" if repo.pending else "idle"
+                repo.state = RepoState.QUEUED if repo.pending else RepoState.IDLE
             repo.progress = None
             self._wake.notify_all()
-        if repo.state == "removed":
+        if repo.state == RepoState.REMOVED:
             self._detach(repo)
         elif stale is not None:
             stale.stop()
 
     def _rescan_unwatched(self, now: float) -> None:
         for repo in self.repos.values():
-            if repo.watcher is not None or repo.state == "removed" or now < repo.next_rescan:
+            if (
+                repo.watcher is not None
+                or repo.state == RepoState.REMOVED
+                or now < repo.next_rescan
+            ):
                 continue
             repo.next_rescan = now + RESCAN_S
-            if repo.state == "missing" and repo.root.is_dir():
+            if repo.state == RepoState.MISSING and repo.root.is_dir():
                 log.info("%s is back", repo.root)
-                repo.state, repo.error = "queued", ""
+                repo.state, repo.error = RepoState.QUEUED, ""
                 self._watch(repo)
-            if repo.state != "missing" and not repo.pending and repo.state != "indexing":
+            if (
+                repo.state != RepoState.MISSING
+                and not repo.pending
+                and repo.state != RepoState.INDEXING
+            ):
                 self._queue(repo, {WHOLE_REPO})
 
     def _update(self, repo: Repo, scopes: set[str], rebuild: bool) -> None:
@@ -522,58 +534,58 @@ class Service:
 
     # ------------------------------------------------------------------ status
 
-    def repo_status(self, repo: Repo) -> dict[str, Any]:
-        info: dict[str, Any] = {
-            "root": str(repo.root),
-            "state": repo.state,
-            "watching": repo.watcher is not None,
-            "pending": len(repo.pending) + (1 if repo.rebuild else 0),
-            "last_update": repo.last_update,
-            "updates": repo.updates,
-            "index": str(repo.index_path),
-            "error": repo.error or repo.watch_error,
-            "notice": repo.notice,
-        }
-        if repo.progress is not None:
-            info["progress"] = {
-                "files_done": repo.progress.files_done,
-                "files_total": repo.progress.files_total,
-                "chunks_embedded": repo.progress.chunks_embedded,
-            }
-        info.update(index_facts(repo.index_path))
-        return info
+    def repo_status(self, repo: Repo) -> RepoStatus:
+        p = repo.progress
+        return RepoStatus(
+            root=str(repo.root),
+            state=repo.state,
+            watching=repo.watcher is not None,
+            pending=len(repo.pending) + (1 if repo.rebuild else 0),
+            last_update=repo.last_update,
+            updates=repo.updates,
+            index=str(repo.index_path),
+            error=repo.error or repo.watch_error,
+            notice=repo.notice,
+            progress=None
+            if p is None
+            else Progress(
+                files_done=p.files_done,
+                files_total=p.files_total,
+                chunks_embedded=p.chunks_embedded,
+            ),
+            **index_facts(repo.index_path),
+        )
 
-    def status(self, root: Path | None = None) -> dict[str, Any]:
+    def status(self, root: Path | None = None) -> StatusResult:
         with self._lock:
             repos = [r for r in self.repos.values() if root is None or r.root == root]
             queue = sum(len(r.pending) for r in self.repos.values())
-            running = [r for r in self.repos.values() if r.state == "indexing"]
+            running = [r for r in self.repos.values() if r.state == RepoState.INDEXING]
             left = sum(
                 max(r.progress.files_total - r.progress.files_done, 0)
                 for r in running
                 if r.progress is not None
             )
-        return {
-            "daemon": self.daemon_info(queue + left),
-            "repos": [self.repo_status(r) for r in repos],
-        }
+        return StatusResult(
+            daemon=self.daemon_info(queue + left), repos=[self.repo_status(r) for r in repos]
+        )
 
-    def daemon_info(self, queue_depth: int | None = None) -> dict[str, Any]:
+    def daemon_info(self, queue_depth: int | None = None) -> DaemonInfo:
         if queue_depth is None:
             with self._lock:
                 queue_depth = sum(len(r.pending) for r in self.repos.values())
-        return {
-            "pid": os.getpid(),
-            "version": __version__,
-            "schema": SCHEMA_VERSION,
-            "uptime_s": round(time.time() - self.started, 1),
-            "rss_bytes": rss_bytes(),
-            "queue_depth": queue_depth,
-            "repos": len(self.repos),
-            "socket": str(self.rt.socket),
-            "log": str(self.rt.log),
-            "embedders": embedder_facts(),
-        }
+        return DaemonInfo(
+            pid=os.getpid(),
+            version=__version__,
+            schema=SCHEMA_VERSION,
+            uptime_s=round(time.time() - self.started, 1),
+            rss_bytes=rss_bytes(),
+            queue_depth=queue_depth,
+            repos=len(self.repos),
+            socket=str(self.rt.socket),
+            log=str(self.rt.log),
+            embedders=embedder_facts(),
+        )
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
+from codesearch.types import Kind
+
 RASTER_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"})
 VISUAL_EXTENSIONS: frozenset[str] = RASTER_EXTENSIONS | {".svg", ".pdf"}
 
 # Visual kinds.
-IMAGE = "image"
-PDF_PAGE = "pdf-page"
+IMAGE = Kind.IMAGE
+PDF_PAGE = Kind.PDF_PAGE
 
 
 def extension(path: str) -> str:
@@ -43,7 +45,7 @@ class Visual:
     """One embeddable picture: an image file, or one page of a PDF."""
 
     path: str  # relative to the repository root, POSIX (as given to inspect)
-    kind: str  # IMAGE ("image") or PDF_PAGE ("pdf-page")
+    kind: Kind  # IMAGE or PDF_PAGE
     page: int  # 1-based page number of a PDF page; 0 for an image
     # Pixel size: a raster image's size as displayed (EXIF orientation applied); an SVG's
     # default size (its width/height/viewBox, CSS px at 96 dpi); a PDF page's size in points,

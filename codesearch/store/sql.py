@@ -11,7 +11,7 @@ import numpy as np
 
 from codesearch.globs import filters_paths, path_passes
 from codesearch.roles import is_test_path
-from codesearch.types import Chunk, Filters, Media
+from codesearch.types import Chunk, Filters, Kind, Media
 
 _BATCH = 500  # ids per `IN (...)` list
 
@@ -73,4 +73,7 @@ def _media(text: str) -> Media | None:
 
 def _chunk_row(row: Sequence[Any]) -> Chunk:
     """A Chunk from a row of CHUNK_COLUMNS (without the leading id)."""
-    return Chunk(*row[:8], media=_media(row[8]), def_start=row[9], def_end=row[10])
+    path, language, kind, *rest = row[:8]
+    return Chunk(
+        path, language, Kind(kind), *rest, media=_media(row[8]), def_start=row[9], def_end=row[10]
+    )

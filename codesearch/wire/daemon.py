@@ -1,0 +1,345 @@
+"""Every request and answer on the daemon's socket (the envelope is daemon/protocol.py's).
+
+Each request's params are a model with its ``method``; :data:`CALLS` pairs it with the
+model of its answer. The daemon validates what it is sent against these (a malformed request
+is answered with one line, e.g. ``'k' must be a whole number from 1 to 1000``), and the one
+client (daemon/link.py) reads the answers with them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, NamedTuple
+
+from pydantic import Field, StrictBool, StrictInt, StrictStr, field_validator
+
+from codesearch import globs, types
+from codesearch.types import Kind, RepoState
+from codesearch.wire.base import Closed, Maybe, Says, Wire, omitted
+from codesearch.wire.hits import Hit, Source
+
+
+class Method(StrEnum):
+    PING = "ping"
+    SEARCH = "search"
+    SIMILAR = "similar"
+    ADD = "add"
+    REMOVE = "remove"
+    REPOS = "repos"
+    STATUS = "status"
+    HINT = "hint"
+    REINDEX = "reindex"
+    WAIT = "wait"
+    SHUTDOWN = "shutdown"
+
+
+class Envelope(Wire):
+    """A request line: ``{"v": 2, "id": 7, "method": "search", "params": {...}}``."""
+
+    v: int
+    id: Annotated[
+        StrictInt | StrictStr, Says("malformed request: 'id' must be a number or a string")
+    ]
+    method: Method
+    params: Annotated[dict[str, Any], Says("malformed request: 'params' must be an object")] = (
+        Field(default_factory=dict)
+    )
+
+
+Text = Annotated[StrictStr, Says(empty="'{name}' is required")]
+Strings = list[StrictStr]
+
+
+class Filters(Closed):
+    """What a search keeps; empty fields do not filter. Path patterns are gitignore-style
+    (``codesearch.globs``), relative to the repository root."""
+
+    noun: ClassVar[str] = "filter"
+
+    languages: Strings = Field(default_factory=list)
+    path_globs: Strings = Field(default_factory=list, description="keep paths matching any")
+    kinds: list[Kind] = Field(default_factory=list)
+    exclude_globs: Strings = Field(default_factory=list, description="drop paths matching any")
+    include_tests: StrictBool = Field(default=True, description="false: leave test code out")
+
+    @field_validator("path_globs")
+    @classmethod
+    def _keep(cls, value: list[str]) -> list[str]:
+        globs.check(value, "filters.path_globs")  # BadInput, one line
+        return value
+
+    @field_validator("exclude_globs")
+    @classmethod
+    def _drop(cls, value: list[str]) -> list[str]:
+        globs.check(value, "filters.exclude_globs", negation=False)
+        return value
+
+
+class Params(Wire):
+    """A request's params (unknown keys are ignored)."""
+
+    method: ClassVar[Method]
+
+
+class QueryParams(Params):
+    """What ``search`` and ``similar`` share: how many, how ranked, how long, which."""
+
+    k: Annotated[StrictInt, Field(ge=1, le=1000)] = 10
+    rerank: Annotated[StrictInt, Field(ge=0, le=1000)] = 0
+    snippet_lines: Maybe[Annotated[StrictInt, Field(ge=0, le=10_000)]] = omitted(
+        "snippet lines per hit (default: the engine's, 12 and a line '...')"
+    )
+    filters: Filters = Filters()
+    model: Maybe[StrictStr] = omitted("the model the index must have been built with")
+    repo: Maybe[StrictStr] = omitted("the repository (a path inside one)")
+    cwd: Maybe[StrictStr] = omitted("without repo: the folder whose repository is searched")
+
+
+class SearchParams(QueryParams):
+    method: ClassVar[Method] = Method.SEARCH
+
+    queries: Annotated[
+        Annotated[Strings, Field(min_length=1)],
+        Says(empty="'queries' must hold at least one question"),
+    ]
+    scope: Maybe[StrictStr] = omitted("a subfolder: search that folder only")
+    repos: Annotated[
+        Maybe[Annotated[Strings, Field(min_length=1)]],
+        Says(empty="'repos' must name at least one repository"),
+    ] = omitted("several repositories: one list, each hit with its repo")
+    all_repos: StrictBool = Field(default=False, description="every registered repository")
+
+
+class SimilarParams(QueryParams):
+    method: ClassVar[Method] = Method.SIMILAR
+
+    path: Annotated[
+        StrictStr, Says(empty="'path' is required: the file of the code to find more like")
+    ] = Field(min_length=1, description="relative to the repository root, or absolute")
+    line: Annotated[
+        StrictInt, Field(ge=1), Says("'line' must be a whole number from 1 (lines are 1-based)")
+    ]
+
+
+class PingParams(Params):
+    method: ClassVar[Method] = Method.PING
+
+
+class AddParams(Params):
+    method: ClassVar[Method] = Method.ADD
+
+    path: Text = Field(min_length=1)
+    wait: StrictBool = Field(default=False, description="progress events until it is indexed")
+
+
+class RemoveParams(Params):
+    method: ClassVar[Method] = Method.REMOVE
+
+    path: Text = Field(min_length=1)
+
+
+class ReposParams(Params):
+    method: ClassVar[Method] = Method.REPOS
+
+
+class StatusParams(Params):
+    method: ClassVar[Method] = Method.STATUS
+
+    repo: Maybe[StrictStr] = omitted("one repository (default: every registered one)")
+
+
+class HintParams(Params):
+    method: ClassVar[Method] = Method.HINT
+
+    paths: Strings = Field(default_factory=list, description="absolute paths a face saw change")
+
+
+class ReindexParams(Params):
+    method: ClassVar[Method] = Method.REINDEX
+
+    path: Text = Field(min_length=1)
+    rebuild: StrictBool = False
+    wait: StrictBool = False
+
+
+class WaitParams(Params):
+    method: ClassVar[Method] = Method.WAIT
+
+    repo: Maybe[StrictStr] = omitted("one repository (default: all)")
+    timeout: Annotated[float, Field(ge=0), Says("'timeout' must be a number of seconds")] = 60
+
+
+class ShutdownParams(Params):
+    method: ClassVar[Method] = Method.SHUTDOWN
+
+
+# ---------------------------------------------------------------------- answers
+
+
+class DaemonInfo(Wire):
+    pid: int
+    version: str
+    schema_version: int = Field(alias="schema")
+    uptime_s: float
+    rss_bytes: int
+    queue_depth: int = Field(description="changes queued plus files left in running updates")
+    repos: int
+    socket: str
+    log: str
+    embedders: list[dict[str, Any]] = Field(description="remote embedding servers and health")
+
+
+class PingResult(DaemonInfo):
+    started: float = Field(description="when the daemon started (Unix time)")
+
+
+class Progress(Wire):
+    files_done: int
+    files_total: int
+    chunks_embedded: int
+
+    def at(self, elapsed: float) -> types.Progress:
+        """The engine's snapshot (for a progress bar), ``elapsed`` seconds in."""
+        counts = self.model_dump(include=set(Progress.model_fields))
+        return types.Progress(**counts, elapsed=elapsed)
+
+
+class ProgressEvent(Progress):
+    """The ``progress`` event of ``add`` / ``reindex`` with ``wait``."""
+
+    root: str
+    state: RepoState
+
+
+class RepoStatus(Wire):
+    root: str
+    state: RepoState
+    watching: bool
+    pending: int
+    last_update: float | None = Field(description="Unix time of the last finished update")
+    updates: int
+    index: str
+    error: str
+    notice: str
+    progress: Maybe[Progress] = omitted("the running update")
+    files: int
+    chunks: int
+    model: str
+    dim: int
+    index_bytes: int
+    pictures: Maybe[int] = omitted()
+    pictures_waiting: Maybe[int] = omitted("pictures described by text only (no pixel model)")
+    index_error: Maybe[str] = omitted("the index cannot be read")
+
+
+class AddResult(RepoStatus):
+    added: bool = Field(description="false: it was registered already")
+
+
+class SearchResult(Wire):
+    repo: str
+    repos: Maybe[list[str]] = omitted("with repos / all_repos: the repositories searched")
+    results: list[list[Hit]] = Field(description="per query, best first")
+    notices: list[str] = Field(default_factory=list)
+
+
+class SimilarResult(Wire):
+    repo: str
+    source: Source
+    results: list[Hit]
+    notices: list[str] = Field(default_factory=list)
+
+
+class RemoveResult(Wire):
+    root: str
+    removed: bool = True
+    index: str = Field(description="the index, left in place")
+
+
+class ReposResult(Wire):
+    repos: list[RepoStatus]
+
+
+class StatusResult(Wire):
+    daemon: DaemonInfo
+    repos: list[RepoStatus]
+
+
+class HintResult(Wire):
+    queued: int
+
+
+class ReindexResult(Wire):
+    root: str
+
+
+class WaitResult(Wire):
+    idle: bool
+
+
+class ShutdownResult(Wire):
+    pid: int
+
+
+# ---------------------------------------------------------------------- the CLI's status
+
+
+class LocalState(StrEnum):
+    """A repository as the CLI sees it without the daemon's word."""
+
+    NOT_INDEXED = "not indexed"
+    NOT_WATCHED = "not watched"
+    REGISTERED = "registered, daemon not running"
+    DAEMON_DOWN = "daemon not running"
+
+
+class LocalRepo(Wire):
+    """A repository read in-process (``codesearch status`` / ``repos`` without a daemon)."""
+
+    root: str
+    state: LocalState
+    watching: bool = False
+    index: Maybe[str] = omitted()
+    files: Maybe[int] = omitted()
+    chunks: Maybe[int] = omitted()
+    vectors: Maybe[int] = omitted()
+    model: Maybe[str] = omitted()
+    dim: Maybe[int] = omitted()
+    index_bytes: Maybe[int] = omitted()
+    languages: Maybe[dict[str, int]] = omitted("chunks per language")
+    kinds: Maybe[dict[str, int]] = omitted("chunks per kind")
+    pictures: Maybe[int] = omitted()
+    pictures_waiting: Maybe[int] = omitted()
+
+
+class StatusDocument(Wire):
+    """``codesearch status --json``."""
+
+    daemon: DaemonInfo | None = Field(description="null: the daemon is not running")
+    repos: list[RepoStatus | LocalRepo]
+
+
+class ReposDocument(Wire):
+    """``codesearch repos --json``."""
+
+    repos: list[RepoStatus | LocalRepo]
+
+
+class Call(NamedTuple):
+    params: type[Params]
+    result: type[Wire]
+
+
+CALLS: dict[Method, Call] = {
+    Method.PING: Call(PingParams, PingResult),
+    Method.SEARCH: Call(SearchParams, SearchResult),
+    Method.SIMILAR: Call(SimilarParams, SimilarResult),
+    Method.ADD: Call(AddParams, AddResult),
+    Method.REMOVE: Call(RemoveParams, RemoveResult),
+    Method.REPOS: Call(ReposParams, ReposResult),
+    Method.STATUS: Call(StatusParams, StatusResult),
+    Method.HINT: Call(HintParams, HintResult),
+    Method.REINDEX: Call(ReindexParams, ReindexResult),
+    Method.WAIT: Call(WaitParams, WaitResult),
+    Method.SHUTDOWN: Call(ShutdownParams, ShutdownResult),
+}
