@@ -116,9 +116,3 @@ def file_picture(abs_path: Path) -> Callable[[int | None], Any]:
         raise BadInput(f"{abs_path}: {why}")
     visual = visuals[0]
     return lambda max_image_pixels: render(abs_path, visual, pixel_limit(max_image_pixels))
-
-
-def open_file(abs_path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Any:
-    """The picture in the file at ``abs_path`` rendered within ``max_pixels`` (see
-    :func:`file_picture`)."""
-    return file_picture(abs_path)(max_pixels)

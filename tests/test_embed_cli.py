@@ -266,14 +266,15 @@ def test_embed_an_image_as_the_index_does(
     the multimodal model, task retrieval; a text-only model says it cannot."""
     from PIL import Image
 
-    from codesearch.pictures import open_file
+    from codesearch.pictures import file_picture
 
     rng = np.random.default_rng(3)
     picture = tmp_path / "diagram.png"
     Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(picture)
     out = _embed(capsys, "--image", str(picture), "--model", str(tiny))
     assert (out["model"], out["task"], out["dim"]) == (ref.model_id, "retrieval", ref.dim)
-    expected = ref.embed_images([open_file(picture)], task="retrieval")[0]
+    rendered = file_picture(picture)(ref.max_image_pixels)  # as the indexer renders it
+    expected = ref.embed_images([rendered], task="retrieval")[0]
     np.testing.assert_allclose(np.asarray(out["vector"]), expected, atol=1e-6)
     assert main(["embed", "--image", str(picture), "--model", str(tiny)]) == 0
     assert capsys.readouterr().out.startswith(f"{ref.model_id} (image, task retrieval): ")

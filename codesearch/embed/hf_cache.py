@@ -41,13 +41,14 @@ def offline() -> bool:
 def cached_snapshot(repo_id: str, cache_dir: str | os.PathLike[str] | None = None) -> Path | None:
     """The snapshot folder of ``repo_id``'s main revision in the cache (``cache_dir``, default
     :func:`hub_cache`) when it holds a config.json; None otherwise. Never the network."""
-    if not is_repo_id(repo_id):
+    cache = Path(cache_dir) if cache_dir else hub_cache()
+    if not is_repo_id(repo_id) or not cache.is_dir():  # no cache at all: no import needed
         return None
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:  # comes with transformers; without it nothing can be cached
         return None
-    found = try_to_load_from_cache(repo_id, "config.json", cache_dir=cache_dir or hub_cache())
+    found = try_to_load_from_cache(repo_id, "config.json", cache_dir=cache)
     return Path(found).parent if isinstance(found, str) else None
 
 
