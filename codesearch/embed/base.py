@@ -5,17 +5,14 @@ A backend implements ``embed_batch`` and ``count_tokens`` and sets ``model_id``,
 ``max_tokens``. What else it can do it declares (class attributes, or properties where the
 answer depends on its files), and it implements the hook of each capability it declares:
 
-============================  =================================  ==============================
-capability (callers read)     default                            hook (the backend implements)
-============================  =================================  ==============================
-``tasks``, ``task``           ``()``, ``None``: no task adapters  ``embed_batch(task=...)``
-``dims``                      ``(dim,)``                         ``with_dim``
-``supports_images``           False                              ``embed_image_batch``
-``max_image_pixels``          None (no pictures)                 -
-``multi_vector_dim``          0: no token vectors                ``embed_multivector_batch``
-``late_chunking_id``          "": cannot late-chunk              ``embed_late_batch``
-``preferred_group``           0: no preference                   -
-============================  =================================  ==============================
+- ``tasks`` / ``task`` (default ``()`` / None: no task adapters): the checked task reaches
+  ``embed_batch``
+- ``dims`` (default ``(dim,)``): several for a Matryoshka model, which overrides ``with_dim``
+- ``supports_images`` (False) and ``max_image_pixels`` (None): hook ``embed_image_batch``
+- ``multi_vector_dim`` (0: one vector per text): hook ``embed_multivector_batch``
+- ``late_chunking_id`` ("": cannot late-chunk): hook ``embed_late_batch``
+- ``preferred_group`` (0): documents per call that keep the backend busy
+- ``dim_conflict``: why an index it would rebuild must be kept (remote: a server that changed)
 
 Callers use ``embed_documents`` / ``embed_queries`` / ``embed_images`` / ``embed_multivector``
 / ``embed_late_files``: they check the task, answer an empty input, and raise ``Unsupported``
