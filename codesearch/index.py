@@ -120,14 +120,15 @@ class Indexer:
         embed_group: int = EMBED_GROUP,
     ) -> None:
         """``before_embed`` is called right before every embedder call (a daemon yields to
-        queries there); ``embed_group`` is how many new chunks go to one embedder call."""
+        queries there); ``embed_group`` is how many new chunks go to one embedder call (at least
+        the embedder's ``preferred_group``)."""
         self.root = root
         self.store = store
         self.embedder = embedder
         self.settings = settings
         self.progress = progress
         self.before_embed = before_embed
-        self.embed_group = max(1, embed_group)
+        self.embed_group = max(1, embed_group, embedder.preferred_group)
         self._started = 0.0
         self._files_total = 0
         self._files_done = 0
