@@ -1,6 +1,7 @@
 """The one glob dialect of every path filter (``--path``, ``--exclude``, the MCP ``path_glob``,
-the daemon's and the editor's ``path_globs`` / ``exclude_globs``): gitignore patterns, matched
-against paths relative to the repository root by :mod:`pathspec`.
+the daemon's and the editor's ``path_globs`` / ``exclude_globs``): gitignore patterns, read as
+git reads an ignore file (:mod:`codesearch.wildmatch`, :mod:`pathspec`), matched against paths
+relative to the repository root.
 
 Semantics (documented in the README):
 - the include patterns are a list read like a ``.gitignore``: a path is kept when the last
@@ -24,9 +25,10 @@ from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
-from pathspec import PathSpec
+from pathspec import PathSpec, RegexPattern
 
 from codesearch.types import BadInput, Filters
+from codesearch.wildmatch import compile_glob, trim
 
 EVERYTHING = "**"
 WHOLE_REPO = "/"  # as a --path: the whole repository (lifts a subfolder's scope)
@@ -63,10 +65,8 @@ def _problem(pattern: str, negation: bool) -> str:
     unclosed = re.sub(r"\\.", "", body)  # escaped characters are literals
     if re.search(r"\[[^\]]*$", unclosed):
         return "unclosed '[' (a character class needs a ']'; a literal '[' is '\\[')"
-    try:
-        PathSpec.from_lines("gitignore", [pattern])
-    except Exception as exc:  # pathspec's own reasons, as a message
-        return str(exc)
+    if compile_glob(trim(pattern)) is None:
+        return "git's wildmatch matches nothing with it (an unknown [:class:]?)"
     return ""
 
 
@@ -89,10 +89,12 @@ def _spec(include: tuple[str, ...], exclude: tuple[str, ...]) -> PathSpec | None
         return None
     if all(_is_negated(p) for p in lines):
         lines.insert(0, EVERYTHING)
-    # "gitignore" patterns in a plain PathSpec: the last matching pattern decides (pathspec's
-    # GitIgnoreSpec would let a file pattern win over a later folder pattern, as git does for
-    # ignore files: `*.py` then `!tests/` would keep the tests)
-    return PathSpec.from_lines("gitignore", lines)
+    globs = [glob for line in lines if (glob := compile_glob(trim(line)))]
+    # a plain PathSpec: the last matching pattern decides (pathspec's GitIgnoreSpec would let a
+    # file pattern win over a later folder pattern, as git does for ignore files: `*.py` then
+    # `!tests/` would keep the tests); "simple": the regexes use `(?!/)`, which re2 lacks
+    patterns = [RegexPattern(glob.regex, not glob.negated) for glob in globs]
+    return PathSpec(patterns, backend="simple")
 
 
 def path_passes(path: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> bool:

@@ -9,9 +9,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection
 from dataclasses import dataclass
+
+from codesearch.wildmatch import Glob, compile_glob, trim
 
 GITIGNORE = ".gitignore"
 CODESEARCHIGNORE = ".codesearchignore"
@@ -145,130 +146,33 @@ def sniff(head: bytes) -> tuple[str, str] | None:
     return None
 
 
-_POSIX_CLASSES = {
-    "alpha": "a-zA-Z",
-    "digit": "0-9",
-    "alnum": "a-zA-Z0-9",
-    "upper": "A-Z",
-    "lower": "a-z",
-    "space": " \\t\\n\\r\\f\\v",
-    "xdigit": "0-9A-Fa-f",
-}
-
-
-def _glob_to_regex(glob: str) -> str:
-    """Translate one gitignore glob (already stripped of `!`, `/` ends) into a regex body:
-    `*` and `?` stop at `/`; `**/` and `/**/` span zero or more directories, a trailing `/**`
-    everything below; `[...]`, `[!...]`, `[[:alpha:]]` classes (an unclosed `[` matches
-    nothing); a backslash quotes the next character."""
-    out: list[str] = []
-    i, n = 0, len(glob)
-    while i < n:
-        c = glob[i]
-        if c == "\\":
-            out.append(re.escape(glob[i + 1]) if i + 1 < n else "")
-            i += 2
-        elif c == "*":
-            j = i
-            while j < n and glob[j] == "*":
-                j += 1
-            at_start = i == 0 or glob[i - 1] == "/"
-            if j - i >= 2 and at_start and j < n and glob[j] == "/":
-                out.append("(?:.*/)?")
-                j += 1
-            elif j - i >= 2 and at_start and j == n:
-                out.append(".*")
-            else:
-                out.append("[^/]*")
-            i = j
-        elif c == "?":
-            out.append("[^/]")
-            i += 1
-        elif c == "[":
-            end = _class_end(glob, i)
-            if end < 0:  # an unclosed class: git's wildmatch gives up, nothing matches
-                return "(?!)"
-            out.append(_class_to_regex(glob[i + 1 : end]))
-            i = end + 1
-        else:
-            out.append(re.escape(c))
-            i += 1
-    return "".join(out)
-
-
-def _class_end(glob: str, start: int) -> int:
-    """Index of the `]` closing the class opened at ``start``, or -1."""
-    i = start + 1
-    if i < len(glob) and glob[i] in "!^":
-        i += 1
-    if i < len(glob) and glob[i] == "]":
-        i += 1
-    while i < len(glob):
-        if glob[i] == "\\":
-            i += 2
-            continue
-        if glob.startswith("[:", i) and (close := glob.find(":]", i + 2)) > 0:
-            i = close + 2
-            continue
-        if glob[i] == "]":
-            return i
-        i += 1
-    return -1
-
-
-def _class_to_regex(body: str) -> str:
-    negate = body[:1] in ("!", "^")
-    if negate:
-        body = body[1:]
-    parts: list[str] = []
-    i = 0
-    while i < len(body):
-        c = body[i]
-        if c == "\\" and i + 1 < len(body):
-            parts.append(re.escape(body[i + 1]))
-            i += 2
-        elif body.startswith("[:", i) and (close := body.find(":]", i + 2)) > 0:
-            parts.append(_POSIX_CLASSES.get(body[i + 2 : close], ""))
-            i = close + 2
-        elif c == "-" and parts and i + 1 < len(body):
-            parts.append("-")
-            i += 1
-        else:
-            parts.append(re.escape(c))
-            i += 1
-    inner = "".join(parts)
-    return f"[^/{inner}]" if negate else f"(?!/)[{inner}]"
-
-
 @dataclass(frozen=True)
 class Pattern:
-    regex: re.Pattern[str]
-    negate: bool
+    """One line of an ignore file: its glob (:mod:`codesearch.wildmatch`, the dialect of every
+    ``--path`` filter too) and whether it names directories only (a trailing `/`)."""
+
+    glob: Glob
     dir_only: bool
-    anchored: bool  # matched against the path relative to the ignore file, else the name
+
+    @property
+    def negate(self) -> bool:
+        return self.glob.negated
+
+    def matches(self, path: str, name: str, is_dir: bool) -> bool:
+        """Whether the pattern matches this entry itself (``path``: below the ignore file's
+        folder; ``name``: its last part), not only a folder above it: the walk has decided
+        those already. A pattern with no `/` but at its end matches the name, at any depth."""
+        if self.dir_only and not is_dir:
+            return False
+        return self.glob.matches_itself(path if self.glob.anchored else name)
 
 
 def parse_line(line: str) -> Pattern | None:
-    """One line of a gitignore file, or None for blanks and comments."""
-    if line.startswith("#"):
-        return None
-    while line.endswith((" ", "\t")) and not line.endswith(("\\ ", "\\\t")):
-        line = line[:-1]
-    negate = line.startswith("!")
-    if negate:
-        line = line[1:]
+    """One line of a gitignore file, or None for blanks, comments and invalid patterns."""
+    line = trim(line)
     dir_only = line.endswith("/")
-    if dir_only:
-        line = line[:-1]
-    anchored = "/" in line
-    line = line.removeprefix("/")
-    if not line:
-        return None
-    try:
-        regex = re.compile(_glob_to_regex(line), re.DOTALL)
-    except re.error:
-        return None
-    return Pattern(regex, negate, dir_only, anchored)
+    glob = compile_glob(line[:-1] if dir_only else line)
+    return Pattern(glob, dir_only) if glob else None
 
 
 @dataclass(frozen=True)
@@ -323,9 +227,7 @@ class IgnoreRules:
             for layer in reversed(layers):
                 sub = rel[len(layer.base) :]
                 for pattern in reversed(layer.patterns):
-                    if pattern.dir_only and not is_dir:
-                        continue
-                    if pattern.regex.fullmatch(sub if pattern.anchored else name):
+                    if pattern.matches(sub, name, is_dir):
                         return Verdict(not pattern.negate, ours and pattern.negate)
         return Verdict(False, False)
 
@@ -337,4 +239,5 @@ def load(path: str) -> tuple[Pattern, ...]:
             text = handle.read().decode("utf-8", "replace")
     except OSError:
         return ()
-    return tuple(p for line in text.splitlines() if (p := parse_line(line)))
+    lines = (line.removesuffix("\r") for line in text.split("\n"))  # git's lines, not Python's
+    return tuple(p for line in lines if (p := parse_line(line)))
