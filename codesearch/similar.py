@@ -31,9 +31,9 @@ from pathlib import Path
 from codesearch.paths import relpath
 from codesearch.search import Searcher, SearchOptions, collapse, symbol_key
 from codesearch.store import StoredChunk
-from codesearch.types import BadInput, Chunk, Hit
+from codesearch.types import BadInput, Chunk, Hit, Task
 
-MATCH_TASK = "text-matching"
+MATCH_TASK = Task.TEXT_MATCHING
 MATCH_CANDIDATES = 100  # stored-vector neighbours re-ranked by text-matching
 EXAMPLE = "src/app/auth.py:42"
 

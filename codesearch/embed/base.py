@@ -28,18 +28,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from codesearch.types import BadInput, Chunk, CodesearchError, ModelUnavailable
+from codesearch.types import BadInput, Chunk, CodesearchError, ModelUnavailable, Task
 
 if TYPE_CHECKING:
     from PIL import Image
 
 # Task routing (backends with task adapters, like jina-v4): prose chunks are embedded for
 # retrieval, everything else as code. The question side uses the same task names.
-CODE_TASK = "code"
+CODE_TASK = Task.CODE
 # Pictures embedded from their pixels (task IMAGE_TASK) go through this adapter, the one
 # trained for text-to-image search; questions meet picture vectors with its query embedding.
-PICTURE_TASK = "retrieval"
-PROSE_TASK = "retrieval"
+PICTURE_TASK = Task.RETRIEVAL
+PROSE_TASK = Task.RETRIEVAL
 PROSE_LANGUAGES = frozenset({"markdown", "rst", "text"})
 
 # A file's text and the character spans [begin, end) of its chunks (late chunking).
