@@ -55,7 +55,7 @@ def _vec_dim(conn: Any, vec_table: str) -> int | None:
     ).fetchone()
     if row is None:
         return None
-    found = re.search(r"float\[(\d+)\]", str(row[0]))
+    found = re.search(r"(?:float|int8)\[(\d+)\]", str(row[0]))
     return int(found.group(1)) if found else 0
 
 

@@ -84,6 +84,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE chunks ADD COLUMN def_start INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE chunks ADD COLUMN def_end INTEGER NOT NULL DEFAULT 0",
     ),
+    # 5: vectors stored as int8 (store/quant.py). The vectors of an existing index are float32
+    # until Store.open converts them (vec0 tables cannot be altered: the conversion builds a
+    # new one in Python, in one transaction, and needs no embedder)
+    (
+        "INSERT OR IGNORE INTO meta(key, value) SELECT 'vector_format', 'float32' "
+        "WHERE EXISTS (SELECT 1 FROM meta WHERE key = 'dim')",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -7,8 +7,6 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import numpy as np
-
 from codesearch.globs import filters_paths, path_passes
 from codesearch.roles import is_test_path
 from codesearch.types import Chunk, Filters, Media
@@ -23,15 +21,6 @@ def _batches(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
 
 def _marks(n: int) -> str:
     return ",".join("?" * n)
-
-
-def _as_blob(vector: Any, dim: int) -> bytes:
-    array = np.asarray(vector, dtype=np.float32)
-    if array.shape != (dim,):
-        raise ValueError(f"vector has shape {array.shape}, expected ({dim},)")
-    if not np.isfinite(array).all():
-        raise ValueError("vector has non-finite values")
-    return array.tobytes()
 
 
 def _filtered(filters: Filters) -> bool:
