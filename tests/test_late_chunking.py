@@ -245,7 +245,7 @@ def _settings(late: bool) -> Settings:
 
 def _rows(store: Store) -> list[dict[str, Any]]:
     sql = (
-        f"SELECT c.path, c.start_line, c.end_line, c.hash, c.vector_id, v.task, e.embedding "
+        f"SELECT c.path, c.start_line, c.end_line, v.hash, c.vector_id, v.task, e.embedding "
         f"FROM chunks c JOIN vectors v ON v.id = c.vector_id JOIN {VEC_TABLE} e "
         "ON e.rowid = c.vector_id ORDER BY c.path, c.start_line"
     )

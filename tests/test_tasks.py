@@ -32,6 +32,7 @@ from codesearch.search import Fusion, Searcher, SearchOptions, late_interaction
 from codesearch.store import SCHEMA_VERSION, Store
 from codesearch.store.migrations import MIGRATIONS
 from codesearch.store.quant import quantise
+from codesearch.store.sql import unpack_body
 from codesearch.types import BadInput, Chunk, FileState, Filters
 
 TASKS = ("retrieval", "text-matching", "code")
@@ -215,10 +216,11 @@ def test_same_text_under_two_tasks_gets_two_vectors(tmp_path: Path) -> None:
         assert found(va, "text-matching") == set() and found(va, "") == set()
         assert found(va, None) == {"a.py", "b.md", "c.py", "d.txt"}
         assert store.check() == []
-        # a chunk pointing at another task's vector is damage that check() names
-        store._conn.execute("UPDATE chunks SET vector_id = 2 WHERE path = 'a.py'")
-        assert any("another key" in p for p in store.check())
-        store._conn.execute("UPDATE chunks SET vector_id = 1 WHERE path = 'a.py'")
+        # chunks pointing at the vector of another text are damage that check() names
+        key = a.vector_key("code")
+        store._conn.execute("UPDATE vectors SET hash = 'code:' || ? WHERE id = 1", ("f" * 64,))
+        assert any("2 chunks point to the vector of another key" in p for p in store.check())
+        store._conn.execute("UPDATE vectors SET hash = ? WHERE id = 1", (key,))
         store._conn.execute("UPDATE vectors SET task = 'text-matching' WHERE id = 2")
         assert [p for p in store.check() if "task" in p] == [
             "1 vectors rows have a task that does not match their key (ids 2)"
@@ -248,7 +250,8 @@ def _downgrade_to_schema_1(path: Path) -> None:
 
 def _downgrade_to_schema_4(path: Path) -> None:
     """Turn an index into what codesearch wrote before migration 5: float32 vectors (here the
-    stored int8 ones, as unit vectors: storing them again gives the same codes)."""
+    stored int8 ones, as unit vectors: storing them again gives the same codes), each chunk's
+    text and header as plain columns, and its vector's key repeated in ``chunks.hash``."""
     conn = sqlean.connect(str(path), isolation_level=None)
     conn.enable_load_extension(True)
     sqlite_vec.load(conn)
@@ -267,7 +270,19 @@ def _downgrade_to_schema_4(path: Path) -> None:
                 "INSERT INTO vec_chunks(rowid, embedding) VALUES (?, ?)",
                 (rowid, vector.astype(np.float32).tobytes()),
             )
-        conn.execute("DELETE FROM meta WHERE key = 'vector_format'")
+        for name in ("text", "header", "hash"):
+            conn.execute(f"ALTER TABLE chunks ADD COLUMN {name} TEXT NOT NULL DEFAULT ''")
+        rows = conn.execute(
+            "SELECT c.id, c.body, v.hash FROM chunks c JOIN vectors v ON v.id = c.vector_id"
+        ).fetchall()
+        for cid, body, key in rows:
+            header, text = unpack_body(body)
+            conn.execute(
+                "UPDATE chunks SET text = ?, header = ?, hash = ? WHERE id = ?",
+                (text, header, key, cid),
+            )
+        conn.execute("CREATE INDEX chunks_hash ON chunks(hash)")
+        conn.execute("ALTER TABLE chunks DROP COLUMN body")
         conn.execute("PRAGMA user_version = 4")
     conn.close()
 
@@ -300,7 +315,7 @@ def _downgrade_to_schema_2(path: Path) -> None:
     conn.close()
 
 
-def test_migration_5_turns_float_vectors_into_int8_without_embedding(demo_repo: Path) -> None:
+def test_migration_5_makes_an_old_index_lean_without_embedding(demo_repo: Path) -> None:
     plain = FakeEmbedder()
     queries = ["retry with backoff", "price cache", "Demo shop running"]
     path = load_settings().index_path(demo_repo)
@@ -313,10 +328,11 @@ def test_migration_5_turns_float_vectors_into_int8_without_embedding(demo_repo: 
     conn.execute("VACUUM")  # as an old release left it: float32 vectors, no free pages
     conn.close()
     old_size = path.stat().st_size
-    with Store.open(path) as store:  # migrates and converts the vectors
+    with Store.open(path) as store:  # migrates and converts the vectors and the texts
         assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-        assert store.get_meta("vector_format") == "int8"
         assert store._conn.execute("SELECT rowid, embedding FROM vec_chunks").fetchall() == codes
+        columns = {r[1] for r in store._conn.execute("PRAGMA table_info(chunks)")}
+        assert {"body"} <= columns and not {"text", "header", "hash"} & columns
         assert store.check() == []
         assert Searcher(store, plain).search_many(queries) == before
     assert path.stat().st_size < old_size  # the float32 pages were given back

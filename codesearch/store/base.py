@@ -15,7 +15,6 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import sqlean
 
-from codesearch.store.quant import INT8
 from codesearch.store.vcache import VectorCache
 from codesearch.types import CodesearchError, IndexCorrupt, IndexLocked
 
@@ -97,11 +96,6 @@ class StoreBase:
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
-
-    def _format(self) -> str:
-        """How the vec0 table holds vectors (store/quant.py): int8 unless an old index still
-        has float32 ones."""
-        return self._meta("vector_format") or INT8
 
     def _dim(self) -> int:
         dim = self._meta("dim")

@@ -22,16 +22,8 @@ import sqlite_vec
 
 from codesearch.store import fts
 from codesearch.store.base import VEC_TABLE, _guarded, _translate
-from codesearch.store.migrations import NewerSchema, migrate
-from codesearch.store.quant import (
-    FLOAT32,
-    INT8,
-    column_type,
-    from_blob,
-    match_param,
-    quantise,
-    to_blob,
-)
+from codesearch.store.migrations import LEAN_SCHEMA, NewerSchema, migrate
+from codesearch.store.quant import column, to_blob
 from codesearch.store.reads import (
     KNN_MAX_K,
     KNN_OVERFETCH,
@@ -40,7 +32,7 @@ from codesearch.store.reads import (
     StoredChunk,
     StoreReads,
 )
-from codesearch.store.sql import _batches, _marks, _media_text
+from codesearch.store.sql import _batches, _marks, _media_text, pack_body
 from codesearch.types import (
     Chunk,
     FileState,
@@ -120,10 +112,10 @@ class Store(StoreReads):
                 conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
-            migrate(conn)
+            found = migrate(conn)
             store = cls(conn, path, vector_cache=vector_cache)
-            if store._meta("vector_format") == FLOAT32:
-                store._convert_vectors()
+            if 0 < found < LEAN_SCHEMA:  # rewritten smaller: give the pages back once
+                store._compact(full=True)
             if store._cache is not None:
                 store._refresh_cache()
         except NewerSchema as exc:
@@ -208,7 +200,6 @@ class Store(StoreReads):
                 self._conn.execute("DELETE FROM vectors")
                 self._conn.execute(f"DROP TABLE IF EXISTS {VEC_TABLE}")
                 self._create_vec_table(int(dim))
-                self._set_meta("vector_format", INT8)
                 self._set_meta("model_id", model_id)
                 self._set_meta("dim", str(int(dim)))
                 self._set_meta("chunker_version", chunker_version)
@@ -220,34 +211,7 @@ class Store(StoreReads):
             return False
 
     def _create_vec_table(self, dim: int) -> None:
-        self._conn.execute(
-            f"CREATE VIRTUAL TABLE {VEC_TABLE} USING vec0("
-            f"{column_type(INT8, dim)} distance_metric=cosine)"
-        )
-
-    def _convert_vectors(self) -> None:
-        """Rewrite an old index's float32 vectors as int8 (schema 5), in one transaction, then
-        give the freed pages back to the file system. No vector is re-embedded; the ids stay."""
-        with self._lock:
-            try:
-                with self._write():
-                    if self._meta("vector_format") != FLOAT32:
-                        return  # another process converted it first
-                    dim = self._dim()
-                    codes: list[tuple[int, bytes]] = []
-                    for rowid, blob in self._conn.execute(
-                        f"SELECT rowid, embedding FROM {VEC_TABLE}"
-                    ):
-                        codes.append((int(rowid), quantise(from_blob(blob, FLOAT32)).tobytes()))
-                    self._conn.execute(f"DROP TABLE {VEC_TABLE}")
-                    self._create_vec_table(dim)
-                    self._conn.executemany(
-                        f"INSERT INTO {VEC_TABLE}(rowid, embedding) VALUES (?, vec_int8(?))", codes
-                    )
-                    self._set_meta("vector_format", INT8)
-            except sqlean.Error as exc:
-                raise _translate(exc, self.path) from exc
-            self._compact(full=True)
+        self._conn.execute(f"CREATE VIRTUAL TABLE {VEC_TABLE} USING vec0({column(dim)})")
 
     def _compact(self, *, full: bool = False) -> None:
         """Give free pages back: ``full`` rewrites the file once (VACUUM, which also turns on
@@ -336,7 +300,7 @@ class Store(StoreReads):
             raise ValueError(f"{len(tasks)} tasks given for {len(chunks)} chunks")
         if keys is not None and len(keys) != len(chunks):
             raise ValueError(f"{len(keys)} vector keys given for {len(chunks)} chunks")
-        dim, fmt = self._dim(), self._format()
+        dim = self._dim()
         chash = (
             list(keys)
             if keys is not None
@@ -352,7 +316,7 @@ class Store(StoreReads):
                 if h not in ids:
                     if h not in vectors:
                         raise ValueError(f"no vector given for chunk content hash {h}")
-                    new[h] = to_blob(vectors[h], dim, fmt)
+                    new[h] = to_blob(vectors[h], dim)
             clock = self._next_clock()
             conn.execute("DELETE FROM chunks WHERE path = ?", (state.path,))
             conn.execute(
@@ -369,7 +333,7 @@ class Store(StoreReads):
                 )
                 ids[h] = int(cur.lastrowid)
                 conn.execute(
-                    f"INSERT INTO {VEC_TABLE}(rowid, embedding) VALUES (?, {match_param(fmt)})",
+                    f"INSERT INTO {VEC_TABLE}(rowid, embedding) VALUES (?, vec_int8(?))",
                     (ids[h], blob),
                 )
             reused = [ids[h] for h in hashes if h not in new]
@@ -386,9 +350,9 @@ class Store(StoreReads):
             )
             for chunk, h in zip(chunks, chash, strict=True):
                 cur = conn.execute(
-                    "INSERT INTO chunks(path, language, kind, name, start_line, end_line, text,"
-                    " header, hash, vector_id, media, def_start, def_end)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO chunks(path, language, kind, name, start_line, end_line, body,"
+                    " vector_id, media, def_start, def_end)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         chunk.path,
                         chunk.language,
@@ -396,9 +360,7 @@ class Store(StoreReads):
                         chunk.name,
                         chunk.start_line,
                         chunk.end_line,
-                        chunk.text,
-                        chunk.header,
-                        h,
+                        pack_body(chunk.header, chunk.text),
                         ids[h],
                         _media_text(chunk.media),
                         chunk.def_start,

@@ -10,8 +10,8 @@ RESULTS.md, "A lean index"): the stored vector's cosine with the float one is >=
 recall@100 of the nearest vectors 0.998 with a float question, 0.997 with an int8 one (which
 the vec0 table needs), against 0.985 for a fixed scale of 127 for every unit vector.
 
-Indexes written before this (schema version 4) hold float32 vectors; their meta row
-``vector_format`` is ``float32`` until :func:`codesearch.store.db.Store.open` converts them.
+Indexes written before schema 5 held float32 vectors; migration 5 converts them
+(:mod:`codesearch.store.migrations`).
 """
 
 from __future__ import annotations
@@ -20,15 +20,20 @@ from typing import Any
 
 import numpy as np
 
-INT8 = "int8"
-FLOAT32 = "float32"
-FORMATS = (INT8, FLOAT32)
-_DTYPE = {INT8: np.int8, FLOAT32: np.float32}
+
+def column(dim: int) -> str:
+    """The vec0 table's declaration for vectors of ``dim`` dimensions."""
+    return f"embedding int8[{int(dim)}] distance_metric=cosine"
 
 
-def column_type(fmt: str, dim: int) -> str:
-    """The vec0 column declaration for vectors of this format and size."""
-    return f"embedding {'int8' if fmt == INT8 else 'float'}[{int(dim)}]"
+def checked(vector: Any, dim: int) -> np.ndarray:
+    """``vector`` as float32 of shape (dim,), or ValueError (wrong shape, NaN, infinity)."""
+    array = np.asarray(vector, dtype=np.float32)
+    if array.shape != (dim,):
+        raise ValueError(f"vector has shape {array.shape}, expected ({dim},)")
+    if not np.isfinite(array).all():
+        raise ValueError("vector has non-finite values")
+    return array
 
 
 def quantise(vectors: np.ndarray) -> np.ndarray:
@@ -40,29 +45,17 @@ def quantise(vectors: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(v * (127.0 / peak)), -127, 127).astype(np.int8)
 
 
-def to_blob(vector: Any, dim: int, fmt: str) -> bytes:
-    """One vector as the bytes the vec0 table holds (``fmt``: INT8 or FLOAT32)."""
-    array = np.asarray(vector, dtype=np.float32)
-    if array.shape != (dim,):
-        raise ValueError(f"vector has shape {array.shape}, expected ({dim},)")
-    if not np.isfinite(array).all():
-        raise ValueError("vector has non-finite values")
-    if fmt == INT8:
-        return quantise(array).tobytes()
-    return array.tobytes()
+def to_blob(vector: Any, dim: int) -> bytes:
+    """One vector as the bytes the vec0 table holds (bind them as ``vec_int8(?)``)."""
+    return quantise(checked(vector, dim)).tobytes()
 
 
-def from_blob(blob: bytes, fmt: str) -> np.ndarray:
-    """A stored vector as float32 (int8 codes as they are: callers normalise)."""
-    return np.frombuffer(blob, dtype=_DTYPE[fmt]).astype(np.float32)
+def codes(blob: bytes) -> np.ndarray:
+    """A stored vector's codes as float32 (not normalised)."""
+    return np.frombuffer(blob, dtype=np.int8).astype(np.float32)
 
 
 def unit(vector: np.ndarray) -> np.ndarray:
     """``vector`` divided by its L2 norm (a zero vector stays zero)."""
     norm = float(np.linalg.norm(vector))
     return vector / norm if norm > 0 else vector
-
-
-def match_param(fmt: str) -> str:
-    """The SQL for a KNN query parameter of this format (vec0 needs the column's type)."""
-    return "vec_int8(?)" if fmt == INT8 else "?"

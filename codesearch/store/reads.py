@@ -19,7 +19,7 @@ from codesearch.roles import is_test_path
 from codesearch.store import fts
 from codesearch.store.base import VEC_TABLE, StoreBase, _guarded
 from codesearch.store.check import find_problems
-from codesearch.store.quant import FLOAT32, from_blob, match_param, to_blob, unit
+from codesearch.store.quant import checked, codes, to_blob, unit
 from codesearch.store.sql import (
     CHUNK_COLUMNS,
     _batches,
@@ -96,7 +96,6 @@ class StoreReads(StoreBase):
         without tasks); chunks without a vector row are left out."""
         found: dict[int, tuple[np.ndarray, str]] = {}
         with self._read():
-            fmt = self._format()
             for batch in _batches(list(dict.fromkeys(ids))):
                 sql = (
                     "SELECT c.id, c.vector_id, v.task FROM chunks c "
@@ -107,7 +106,7 @@ class StoreReads(StoreBase):
                         f"SELECT embedding FROM {VEC_TABLE} WHERE rowid = ?", (vid,)
                     ).fetchone()
                     if row is not None:
-                        found[int(cid)] = (unit(from_blob(row[0], fmt)), str(task))
+                        found[int(cid)] = (unit(codes(row[0])), str(task))
         return found
 
     # -- pictures ----------------------------------------------------------------------------
@@ -158,24 +157,23 @@ class StoreReads(StoreBase):
         """Chunk ids nearest to ``query`` with their cosine distance, nearest first.
 
         ``task``: only vectors embedded for that task ("" for task-less ones); None: all."""
-        dim, fmt = self._dim(), self._format()
-        wanted = np.frombuffer(to_blob(query, dim, FLOAT32), dtype=np.float32)
+        wanted = checked(query, self._dim())
         if k <= 0:
             return []
         if self._cache is not None:
             return self._knn_cached(wanted, k, filters, task)
-        blob, param = to_blob(wanted, dim, fmt), match_param(fmt)
+        blob = to_blob(wanted, len(wanted))
         factor = KNN_OVERFETCH_FILTERED if _filtered(filters) else KNN_OVERFETCH
         fetch = min(KNN_MAX_K, k * factor)
         of_task, task_params = "", []
         if task is not None:
             of_task, task_params = " AND rowid IN (SELECT id FROM vectors WHERE task = ?)", [task]
         rows = self._conn.execute(
-            f"SELECT rowid, distance FROM {VEC_TABLE} WHERE embedding MATCH {param} AND k = ?"
+            f"SELECT rowid, distance FROM {VEC_TABLE} WHERE embedding MATCH vec_int8(?) AND k = ?"
             f"{of_task}",
             [blob, fetch, *task_params],
         ).fetchall()
-        hits = self._chunk_hits(self._rescored(rows, wanted, fmt), filters)
+        hits = self._chunk_hits(self._rescored(rows, wanted), filters)
         # Enough hits, or every vector was already seen: the answer is exact.
         if len(hits) >= k or len(rows) < fetch:
             return hits[:k]
@@ -185,18 +183,18 @@ class StoreReads(StoreBase):
             where += " AND c.vector_id IN (SELECT id FROM vectors WHERE task = ?)"
             params.append(task)
         rows = self._conn.execute(
-            f"SELECT rowid, distance FROM {VEC_TABLE} WHERE embedding MATCH {param} AND k = ? "
+            f"SELECT rowid, distance FROM {VEC_TABLE} WHERE embedding MATCH vec_int8(?) AND k = ? "
             f"AND rowid IN (SELECT c.vector_id FROM chunks c WHERE 1{where})",
             [blob, min(k, KNN_MAX_K), *params],
         ).fetchall()
-        return self._chunk_hits(self._rescored(rows, wanted, fmt), filters)[:k]
+        return self._chunk_hits(self._rescored(rows, wanted), filters)[:k]
 
     def _rescored(
-        self, rows: list[tuple[int, float]], query: np.ndarray, fmt: str
+        self, rows: list[tuple[int, float]], query: np.ndarray
     ) -> list[tuple[int, float]]:
         """vec0's int8 KNN rows with their distances from the float question instead of its
         int8 codes, nearest first (the daemon's cache compares the same way)."""
-        if fmt == FLOAT32 or not rows:
+        if not rows:
             return rows
         q = unit(query)
         sql = f"SELECT embedding FROM {VEC_TABLE} WHERE rowid = ?"
@@ -204,7 +202,7 @@ class StoreReads(StoreBase):
         for rowid, distance in rows:
             stored = self._conn.execute(sql, (rowid,)).fetchone()
             if stored is not None:
-                distance = 1.0 - float(unit(from_blob(stored[0], fmt)) @ q)
+                distance = 1.0 - float(unit(codes(stored[0])) @ q)
             scored.append((rowid, distance))
         scored.sort(key=lambda r: (r[1], r[0]))
         return scored
@@ -264,7 +262,7 @@ class StoreReads(StoreBase):
         try:
             with self._read():
                 dim = self._meta("dim")
-                cache.refresh(self._conn, None if dim is None else int(dim), self._format())
+                cache.refresh(self._conn, None if dim is None else int(dim))
         except BaseException:
             cache.clear()
             raise

@@ -13,10 +13,10 @@ always has a larger id than any row before it) or deleted, so a refresh is incre
 above the highest id seen are loaded; if the count of ids up to it has changed, rows were
 deleted and the matrix is compacted in place. A change of dimension (a new model) starts over.
 
-Stored vectors are int8 codes (store/quant.py; float32 in an index not converted yet): the
-copy holds them as float32 unit rows, because numpy has no int8 matrix-vector product: over
-74k x 384 rows, converting int8 blocks for each question took twice the time of the float32
-product (30 ms against 16 ms on 2 loaded cores), and the daemon's answer time comes first.
+Stored vectors are int8 codes (store/quant.py): the copy holds them as float32 unit rows,
+because numpy has no int8 matrix-vector product: over 74k x 384 rows, converting int8 blocks
+for each question took twice the time of the float32 product (30 ms against 16 ms on 2 loaded
+cores), and the daemon's answer time comes first.
 
 Each row also carries the task its vector was embedded for, as a small integer code (a
 vector's task never changes), so a KNN restricted to one task is a mask over the same matrix.
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from codesearch.store.quant import INT8, from_blob
+from codesearch.store.quant import codes
 
 _BLOCK = 4096  # rows moved at once when compacting
 _FULL_SCAN_FACTOR = 2  # load by a full scan when this many times more rows are new than held
@@ -66,7 +66,6 @@ class VectorCache:
     def __init__(self, vec_table: str) -> None:
         self._vec_table = vec_table
         self.stamp: object = None  # the owner's marker of the state last loaded
-        self._format = INT8
         self._reset(0)
 
     def _reset(self, dim: int) -> None:
@@ -114,17 +113,15 @@ class VectorCache:
 
     # -- following the database --------------------------------------------------------------
 
-    def refresh(self, conn: Any, dim: int | None, fmt: str = INT8) -> None:
+    def refresh(self, conn: Any, dim: int | None) -> None:
         """Bring the copy up to the database's state (``conn`` inside one read transaction).
 
-        ``dim`` is the index's configured dimension (None: no model configured yet); ``fmt``
-        how the vec0 table holds vectors (store/quant.py).
+        ``dim`` is the index's configured dimension (None: no model configured yet).
         """
         if dim is None:
             self._reset(0)
             return
-        if dim != self.dim or fmt != self._format:
-            self._format = fmt
+        if dim != self.dim:
             self._reset(dim)
         # Ids above the highest one seen are exactly the rows added since (AUTOINCREMENT), so
         # the rest of the count says whether rows were deleted; count(*) alone is cheap.
@@ -149,7 +146,7 @@ class VectorCache:
         start = 0
         for rowid, blob in conn.execute(f"SELECT rowid, embedding FROM {self._vec_table}"):
             self._reserve(self._n + 1)
-            self._rows[self._n] = from_blob(blob, self._format)
+            self._rows[self._n] = codes(blob)
             self._ids[self._n] = rowid
             self._n += 1
             if self._n - start >= _BLOCK:
@@ -168,7 +165,7 @@ class VectorCache:
             row = conn.execute(sql, (vid,)).fetchone()
             if row is None:
                 continue
-            self._rows[self._n] = from_blob(row[0], self._format)
+            self._rows[self._n] = codes(row[0])
             self._ids[self._n] = vid
             self._n += 1
         _normalised(self._rows[start : self._n])
