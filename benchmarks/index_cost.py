@@ -7,7 +7,8 @@ metadata, measured on an index file, and what the same index would take at other
 Reads SQLite's page statistics (the dbstat table: every page of every table and index) and
 splits them into:
 - vector: the vec0 table's pages (int8 codes, or float32 in an index not converted yet);
-- text: the `chunks` table's share that is chunk text and header (by their bytes in the rows);
+- text: the `chunks` table's share that is chunk text and header (by their bytes in the rows;
+  zlib-compressed since schema 5);
 - fts: the FTS5 full-text index (contentless: it holds terms and positions, not the text);
 - metadata: the rest of `chunks` (path, lines, names, keys) and every other table and index.
 
@@ -40,11 +41,15 @@ def measure(index: Path) -> dict[str, Any]:
     ).fetchone()
     fmt = "int8" if "int8[" in table_sql else "float32"
     pages = dict(conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall())
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(chunks)")}
+    if "body" in columns:  # schema 5: header and text compressed together, no key copy
+        text_sql, other_sql = "length(body)", "0"
+    else:
+        text_sql = "length(CAST(text AS BLOB)) + length(CAST(header AS BLOB))"
+        other_sql = "length(hash)"
     text_bytes, row_bytes = conn.execute(
-        "SELECT sum(length(CAST(text AS BLOB)) + length(CAST(header AS BLOB))), "
-        "sum(length(CAST(text AS BLOB)) + length(CAST(header AS BLOB)) + length(path) "
-        "+ length(name) + length(hash) + length(language) + length(kind) + length(media) + 24) "
-        "FROM chunks"
+        f"SELECT sum({text_sql}), sum({text_sql} + {other_sql} + length(path) + length(name) "
+        "+ length(language) + length(kind) + length(media) + 24) FROM chunks"
     ).fetchone()
     conn.close()
     parts = {"vector": 0, "text": 0, "fts": 0, "metadata": 0}
