@@ -77,7 +77,7 @@ def tokenizers(bpe_path: str | None) -> dict[str, Counter_]:
         print("bpe-openai is not installed: o200k_base counts left out", file=sys.stderr)
     from tokenizers import Tokenizer
 
-    from codesearch.embed.registry import packaged_minilm_dir
+    from codesearch.embed.minilm.files import packaged_minilm_dir
 
     folder = packaged_minilm_dir()
     assert folder is not None, "the packaged MiniLM is missing"

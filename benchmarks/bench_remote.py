@@ -38,11 +38,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from codesearch.config import Settings  # noqa: E402
 from codesearch.embed import load_embedder  # noqa: E402
-from codesearch.embed.minilm import TransformersEmbedder  # noqa: E402
-from codesearch.embed.registry import MINILM_MAX_TOKENS, packaged_minilm_dir  # noqa: E402
-from codesearch.embed.remote import RemoteEmbedder  # noqa: E402
-from codesearch.embed.remote_http import display_url  # noqa: E402
-from codesearch.embed.remote_load import load_remote  # noqa: E402
+from codesearch.embed.minilm.embedder import TransformersEmbedder  # noqa: E402
+from codesearch.embed.minilm.files import MINILM_MAX_TOKENS, packaged_minilm_dir  # noqa: E402
+from codesearch.embed.remote.backend import load_remote  # noqa: E402
+from codesearch.embed.remote.embedder import RemoteEmbedder  # noqa: E402
+from codesearch.embed.remote.transport import display_url  # noqa: E402
 from codesearch.index import prepare_chunks  # noqa: E402
 from codesearch.paths import read_source, walk  # noqa: E402
 

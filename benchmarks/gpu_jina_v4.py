@@ -5,10 +5,10 @@
 
 Needs no download: the FULL-size architecture (Qwen2.5-VL-3B text tower and vision tower, the
 multi_vector_projector, three task LoRAs r=32 on every decoder projection and on the projector)
-is built with random weights by ``codesearch.embed.jina.random_jina_v4``, i.e. the loader's own
-module tree, adapters and encode path (``embed_documents`` / ``embed_multivector``: prefix,
-length-sorted batches by a budget of padded tokens, mean pooling), straight on the device in
-bf16. Random weights cost the same compute as the real ones, so the numbers transfer.
+is built with random weights by ``codesearch.embed.jina.build.random_jina_v4``, i.e. the
+loader's own module tree, adapters and encode path (``embed_documents`` / ``embed_multivector``:
+prefix, length-sorted batches by a budget of padded tokens, mean pooling), straight on the
+device in bf16. Random weights cost the same compute as the real ones, so the numbers transfer.
 
 The text is synthetic: a word-level tokenizer built here (one word = one token, the Qwen special
 tokens at their real ids) and chunks whose token counts follow a code-chunk length mix
@@ -66,7 +66,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from codesearch.embed.jina_random import (
+from codesearch.embed.jina.random import (
     QWEN_FIRST_SPECIAL_ID,
     QWEN_SPECIAL_TOKENS,
 )
@@ -371,7 +371,7 @@ class Bench:
             f"{config['num_hidden_layers']} layers, LoRA r={rank} x {len(TASKS)} tasks) "
             f"with random {a.dtype} weights on {device}"
         )
-        from codesearch.embed.jina import random_jina_v4
+        from codesearch.embed.jina.build import random_jina_v4
 
         start = time.perf_counter()
         self.emb = random_jina_v4(
@@ -386,7 +386,7 @@ class Bench:
         )
         self.sync()
         seconds = time.perf_counter() - start
-        params = dict(self.emb._peft.named_parameters())
+        params = dict(self.emb.peft_model.named_parameters())
         lora = sum(p.numel() for n, p in params.items() if ".lora_" in n)
         base = sum(p.numel() for n, p in params.items() if ".lora_" not in n)
         text = sum(
@@ -425,7 +425,7 @@ class Bench:
         median, lo, hi = (24, 6, 96) if a.tiny else (a.median_tokens, a.min_tokens, a.max_tokens)
         self.lengths = sample_lengths(rng, a.pool, median, a.sigma, lo, hi)
         self.texts = make_texts(rng, self.lengths, a.vocab_words)
-        tok = self.emb._tokenizer
+        tok = self.emb.tokenizer
         self.prefix_tokens = len(tok.encode("Passage: ", add_special_tokens=False).ids)
         self.totals = (self.lengths + self.prefix_tokens).tolist()  # what the model reads
         for text, n in zip(self.texts[:16], self.lengths[:16].tolist(), strict=True):
@@ -504,7 +504,7 @@ class Bench:
         seconds = 0.0
         peak = None
         base = int(self.torch.cuda.memory_allocated()) if self.cuda() else None
-        ctx = emb._peft.disable_adapter() if not adapter else _nullcontext()
+        ctx = emb.peft_model.disable_adapter() if not adapter else _nullcontext()
         try:
             with ctx:
                 warm = self.texts[: min(group, max(4, math.ceil(budget / mean)))]
@@ -617,7 +617,7 @@ class Bench:
         width, height = picture.size
         emb.max_image_pixels = max(default_cap, width * height)
         budget = emb.image_batch_pixels
-        vision = emb._vision()
+        vision = emb.vision()
         per_batch = max(1, budget // (width * height))
         group = [picture] * max(per_batch, a.image_group)
         row: dict[str, Any] = {
@@ -682,7 +682,7 @@ class Bench:
 
     def rerank(self, budget: int, key: str = "rerank") -> None:
         """Top-50 re-rank by late interaction: recomputed vs stored candidate token vectors."""
-        from codesearch.embed.jina import maxsim
+        from codesearch.embed.jina.embedder import maxsim
 
         emb, a = self.emb, self.args
         emb.batch_tokens = budget
@@ -807,7 +807,7 @@ class Bench:
             self.save()
 
     def late_point(self, view: Any, label: str, sizes: list[int]) -> dict[str, Any]:
-        from codesearch.embed.jina_late import plan_late
+        from codesearch.embed.jina.late import plan_late
 
         files: list[tuple[str, list[tuple[int, int]]]] = []
         chunk_ids: list[int] = []
@@ -823,7 +823,7 @@ class Bench:
                 start += len(part) + 1
             files.append(("\n".join(parts), spans))
         texts = [self.texts[i] for i in chunk_ids]
-        tok = view._tokenizer
+        tok = view.tokenizer
         late_tokens = windows = 0
         for text, spans in files:
             plan = plan_late(
@@ -926,7 +926,7 @@ class Bench:
             )
             self.say(f"flash-attention-2: {out['status']}")
             return
-        model = self.emb._net.model
+        model = self.emb.module.model
         try:
             _set_attn(model, "flash_attention_2")
             out["single_vector"] = [

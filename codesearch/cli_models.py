@@ -13,17 +13,20 @@ from codesearch.types import BadInput
 
 if TYPE_CHECKING:
     from codesearch.config import Settings
-    from codesearch.embed.registry import TextEmbedding
+    from codesearch.embed.single import TextEmbedding
 
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     from codesearch.embed import available_backends
 
     if args.download:
-        from codesearch.embed.registry import download_jina_v4
+        from codesearch.embed.registry import download
 
-        folder = download_jina_v4(lambda line: print(f"codesearch: {line}", file=sys.stderr))
-        print(f"jina-v4 weights are in {folder}: `--model jina-v4` (and auto, on a GPU) use them")
+        folder = download(args.download, lambda line: print(f"codesearch: {line}", file=sys.stderr))
+        print(
+            f"{args.download} weights are in {folder}: `--model {args.download}` (and auto, on a "
+            "GPU) use them"
+        )
         return 0
     backends = available_backends()
     if args.json:
@@ -59,7 +62,7 @@ def cmd_embed(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _embed_text(args: argparse.Namespace, settings: Settings, model: str) -> TextEmbedding:
-    from codesearch.embed.registry import embed_text
+    from codesearch.embed.single import embed_text
 
     if args.text is None:
         raise BadInput('nothing to embed: codesearch embed "TEXT" --query (or --passage)')
@@ -77,8 +80,8 @@ def _embed_text(args: argparse.Namespace, settings: Settings, model: str) -> Tex
 
 
 def _embed_image(args: argparse.Namespace, settings: Settings, model: str) -> TextEmbedding:
-    from codesearch.embed.registry import embed_image
-    from codesearch.pictures import open_file
+    from codesearch.embed.single import embed_image
+    from codesearch.pictures import file_picture
 
     if args.text is not None:
         raise BadInput("embed either a text or a picture (--image), not both")
@@ -89,5 +92,5 @@ def _embed_image(args: argparse.Namespace, settings: Settings, model: str) -> Te
     path = Path(args.image).expanduser()
     if not path.is_file():
         raise BadInput(f"--image: no such file: {args.image}")
-    image = open_file(path.resolve())
-    return embed_image(image, model=model, task=args.task, dim=args.dim, home=settings.home)
+    picture = file_picture(path.resolve())  # a file that is no picture: said before any model
+    return embed_image(picture, model=model, task=args.task, dim=args.dim, home=settings.home)

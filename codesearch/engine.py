@@ -37,7 +37,7 @@ def get_embedder(spec: str, batch_size: int, dim: int | None = None) -> Embedder
         loaded = _LOADED.get((name, batch_size, None))
         if dim is not None and loaded is not None and loaded.dim == dim:
             embedder = loaded
-        elif dim is not None and loaded is not None and hasattr(loaded, "with_dim"):
+        elif dim is not None and loaded is not None and dim in loaded.dims:
             embedder = loaded.with_dim(dim)
         else:
             embedder = load_embedder(spec, batch_size=batch_size, dim=dim)
@@ -103,9 +103,7 @@ def index_repo(
     with Store.open(index_path, create=True) as store:
         embedder = prepare_writer(root, store, settings, model=model, embedder=embedder)
         if model is None:  # never wipe an index because a server changed its size behind us
-            from codesearch.embed.remote_load import served_dim_conflict
-
-            conflict = served_dim_conflict(store.get_meta("model_id"), embedder)
+            conflict = embedder.dim_conflict(store.get_meta("model_id"))
             if conflict:
                 raise ModelMismatch(conflict)
         return Indexer(root, store, embedder, settings, progress).run()

@@ -5,7 +5,7 @@ finished. Vectors are keyed by the content hash of the embedded text (and, for a
 task adapters, the task: see ``types.vector_key``): a chunk that did not change (also after a
 rename or a revert) is never embedded twice.
 
-Task routing (jina-v4): each chunk is embedded for ``embed.base.document_task`` ("code", or
+Task routing (jina-v4): each chunk is embedded for ``Embedder.document_task`` ("code", or
 "retrieval" for prose); the chunks that need vectors are embedded in one call per task.
 
 Pictures (:mod:`codesearch.pictures`) are indexed after the text files of a run, because a
@@ -13,7 +13,7 @@ picture's description is what the documents that reference it say: a document wh
 references changed has its pictures described again (their pixel vectors, keyed by the
 picture's hash, are reused). A multimodal backend embeds them from their pixels.
 
-Late chunking (``Settings.late_chunking``, a backend with ``embed_late_files``: jina-v4): the
+Late chunking (``Settings.late_chunking``, a backend that supports it: jina-v4): the
 text chunks of a file are embedded together from one encoding of the whole file, each chunk
 pooled over its own source lines (its header is left out: the file around it is its context).
 Such a vector depends on the whole file, so its key (:func:`late_vector_key`) holds the file's
@@ -35,12 +35,6 @@ from codesearch import pictures
 from codesearch.chunk import CHUNKER_VERSION, chunk_file
 from codesearch.config import Settings
 from codesearch.embed import Embedder
-from codesearch.embed.base import (
-    document_task,
-    embedder_tasks,
-    supports_images,
-    supports_late_chunking,
-)
 from codesearch.paths import in_scope, normalize_scope, read_source, walk
 from codesearch.store import Store
 from codesearch.types import (
@@ -126,14 +120,15 @@ class Indexer:
         embed_group: int = EMBED_GROUP,
     ) -> None:
         """``before_embed`` is called right before every embedder call (a daemon yields to
-        queries there); ``embed_group`` is how many new chunks go to one embedder call."""
+        queries there); ``embed_group`` is how many new chunks go to one embedder call (at least
+        the embedder's ``preferred_group``)."""
         self.root = root
         self.store = store
         self.embedder = embedder
         self.settings = settings
         self.progress = progress
         self.before_embed = before_embed
-        self.embed_group = max(1, embed_group)
+        self.embed_group = max(1, embed_group, embedder.preferred_group)
         self._started = 0.0
         self._files_total = 0
         self._files_done = 0
@@ -141,7 +136,7 @@ class Indexer:
         self._reused = 0
         self._files_written = 0
         self._files_touched = 0  # stat changed, content did not
-        self._pixels = supports_images(embedder)  # pictures embedded from their pixels
+        self._pixels = embedder.supports_images  # pictures embedded from their pixels
         self._redescribe: set[str] = set()  # pictures whose references changed in this run
         self._skipped: list[Skip] = []  # files left out
         self._partial: list[Skip] = []  # parts left out of files that are indexed
@@ -160,7 +155,7 @@ class Indexer:
             chunker_version=CHUNKER_VERSION,
             late_chunking=bool(self._late),
         )
-        if embedder_tasks(self.embedder) and "" in self.store.tasks():
+        if self.embedder.tasks and "" in self.store.tasks():
             # Built by this model before task routing: re-read and re-embed every file.
             self.store.forget_files()
             rebuilt = True
@@ -219,13 +214,13 @@ class Indexer:
         cannot late-chunk (nothing is touched yet)."""
         if not self.settings.late_chunking:
             return ""
-        if not supports_late_chunking(self.embedder):
+        if not self.embedder.supports_late_chunking:
             raise BadInput(
                 f"late_chunking is on but {self.embedder.model_id} cannot encode whole files "
                 "(it needs a long-context backend: --model jina-v4); turn it off "
                 "(late_chunking = false, CODESEARCH_LATE_CHUNKING=0)"
             )
-        return str(getattr(self.embedder, "late_chunking_id", "") or "late")
+        return self.embedder.late_chunking_id
 
     def _index(self, sources: Sequence[SourceFile], known: dict[str, FileState]) -> None:
         """Read, chunk, embed and store ``sources``, a group of new chunks at a time."""
@@ -309,14 +304,14 @@ class Indexer:
         """The task ``chunk`` is embedded for: a picture's pixels on a multimodal backend."""
         if chunk.media is not None and self._pixels:
             return IMAGE_TASK
-        return document_task(self.embedder, chunk)
+        return self.embedder.document_task(chunk)
 
     def _embed_pictures(
         self, chunks: Sequence[Chunk], failed: dict[str, Skip]
     ) -> list[np.ndarray | None]:
         """Pixel vectors of picture chunks, a few at a time; None (and a ``failed`` entry) for
         a picture that can no longer be read."""
-        limit = int(getattr(self.embedder, "max_image_pixels", 0) or pictures.DEFAULT_MAX_PIXELS)
+        limit = pictures.pixel_limit(self.embedder.max_image_pixels)
         out: list[np.ndarray | None] = []
         for start in range(0, len(chunks), IMAGE_GROUP):
             group = chunks[start : start + IMAGE_GROUP]
@@ -331,9 +326,7 @@ class Indexer:
             if images:
                 if self.before_embed is not None:
                     self.before_embed()
-                matrix = self.embedder.embed_images(  # type: ignore[attr-defined]
-                    images, task=pictures.PICTURE_TASK
-                )
+                matrix = self.embedder.embed_images(images, task=pictures.PICTURE_TASK)
                 for i, row in zip(where, matrix, strict=True):
                     vectors[i] = row
             out.extend(vectors)
@@ -385,10 +378,7 @@ class Indexer:
             if self.before_embed is not None:
                 self.before_embed()
             texts = [wanted[key][1].embed_text() for key in task_keys]
-            if task:
-                matrix = self.embedder.embed_documents(texts, task=task)  # type: ignore[call-arg]
-            else:
-                matrix = self.embedder.embed_documents(texts)
+            matrix = self.embedder.embed_documents(texts, task=task or None)
             vectors.update(zip(task_keys, matrix, strict=True))
         self._embedded += len(vectors)
         self._reused += sum(len(p.chunks) for p in pending) - len(vectors)
@@ -422,9 +412,7 @@ class Indexer:
                 requests.append((item.text, [spans[i] for _, i in wanted]))
             if self.before_embed is not None:
                 self.before_embed()
-            found = self.embedder.embed_late_files(  # type: ignore[attr-defined]
-                requests, task=task or None
-            )
+            found = self.embedder.embed_late_files(requests, task=task or None)
             for (_, wanted), matrix in zip(entries, found, strict=True):
                 out.update((key, row) for (key, _), row in zip(wanted, matrix, strict=True))
         return out

@@ -13,7 +13,7 @@ Pillow, PDFium and resvg stay in :mod:`codesearch.media`; this module only calls
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,12 +101,18 @@ def pixels(root: Path, chunk: Chunk, max_pixels: int) -> Any:
     return render(root / chunk.path, visual, max_pixels)
 
 
-def open_file(abs_path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Any:
-    """The picture in the file at ``abs_path`` (an image, or a PDF's first page) as the index
-    renders it, within ``max_pixels``; BadInput (one line) for a file that is not a readable
-    picture."""
+def pixel_limit(max_image_pixels: int | None) -> int:
+    """The most pixels a picture is rendered with for a backend: its cap, else jina-v4's."""
+    return max_image_pixels or DEFAULT_MAX_PIXELS
+
+
+def file_picture(abs_path: Path) -> Callable[[int | None], Any]:
+    """The picture in the file at ``abs_path`` (an image, or a PDF's first page), checked now
+    (BadInput, one line, for a file that is not a readable picture); called with a backend's
+    pixel cap it renders it as the index renders it (an RGB image within that cap)."""
     visuals, skips = inspect(abs_path, abs_path.name)
     if not visuals:
         why = f"{skips[0].reason}: {skips[0].detail}" if skips else "no picture in it"
         raise BadInput(f"{abs_path}: {why}")
-    return render(abs_path, visuals[0], max_pixels)
+    visual = visuals[0]
+    return lambda max_image_pixels: render(abs_path, visual, pixel_limit(max_image_pixels))

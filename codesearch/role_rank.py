@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from codesearch.roles import (
     MARKED_ABOVE,
@@ -20,14 +20,27 @@ from codesearch.roles import (
 from codesearch.store import Store, StoredChunk
 from codesearch.types import Filters
 
-if TYPE_CHECKING:
-    from codesearch.search import Fusion
+
+class RoleWeights(Protocol):
+    """The weights this step reads (:class:`codesearch.search.Fusion` has them)."""
+
+    @property
+    def test_weight(self) -> float: ...
+
+    @property
+    def asked_test_weight(self) -> float: ...
+
+    @property
+    def changelog_weight(self) -> float: ...
+
+    @property
+    def stub_weight(self) -> float: ...
 
 
 class RoleRanker:
     """Re-weighs one answer's candidates (one instance per question)."""
 
-    def __init__(self, store: Store, fusion: Fusion) -> None:
+    def __init__(self, store: Store, fusion: RoleWeights) -> None:
         self.store = store
         self.fusion = fusion
 

@@ -31,9 +31,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from codesearch.chunk.pieces import PART_MARKER
-from codesearch.embed import Embedder
-from codesearch.embed.base import PICTURE_TASK, document_task, embedder_tasks
-from codesearch.embed.remote import RemoteUnavailable
+from codesearch.embed import Embedder, EmbedderUnavailable
+from codesearch.embed.base import PICTURE_TASK
 from codesearch.role_rank import RoleRanker
 from codesearch.store import Store, StoredChunk
 from codesearch.types import IMAGE_TASK, BadInput, Chunk, Filters, Hit
@@ -125,7 +124,7 @@ class Searcher:
             else:
                 per_task = {task: self._embed_queries(asked, task) for task in routes}
                 by_index = {i: {t: per_task[t][j] for t in routes} for j, i in enumerate(wanted)}
-        except RemoteUnavailable as exc:  # keyword (BM25) search over what is indexed
+        except EmbedderUnavailable as exc:  # keyword (BM25) search over what is indexed
             self.outage = str(exc)
             log.info("%s: searching by keywords only", exc)
             by_index = {i: {} for i in wanted}
@@ -140,7 +139,7 @@ class Searcher:
     def _check_rerank(self, options: SearchOptions) -> None:
         if options.rerank < 0:
             raise BadInput(f"rerank must be 0 (off) or a number of results, not {options.rerank}")
-        if options.rerank and not callable(getattr(self.embedder, "embed_multivector", None)):
+        if options.rerank and not self.embedder.supports_multivector:
             raise BadInput(
                 "re-ranking needs a multi-vector model such as jina-v4 "
                 f"(this index uses {self.embedder.model_id})"
@@ -149,7 +148,7 @@ class Searcher:
     def _routes(self) -> list[str] | None:
         """The tasks to embed each question for; None for the plain path (a backend without
         tasks, or an index without task vectors)."""
-        tasks = embedder_tasks(self.embedder)
+        tasks = self.embedder.tasks
         if not tasks:
             return None
         present = [
@@ -163,7 +162,7 @@ class Searcher:
         # task "": vectors from before task routing, embedded with the backend's default task
         if task == IMAGE_TASK:
             task = PICTURE_TASK
-        return self.embedder.embed_queries(texts, task=task or None)  # type: ignore[call-arg]
+        return self.embedder.embed_queries(texts, task=task or None)
 
     def _dense(
         self, vectors: Mapping[str | None, np.ndarray], depth: int, filters: Filters
@@ -263,12 +262,13 @@ class Searcher:
                 rest.append((cid, score))
         by_task: dict[str, list[int]] = {}
         for pos, (cid, _) in enumerate(head):
-            by_task.setdefault(document_task(self.embedder, chunks[cid].chunk), []).append(pos)
-        embed = self.embedder.embed_multivector  # type: ignore[attr-defined]
+            by_task.setdefault(self.embedder.document_task(chunks[cid].chunk), []).append(pos)
+        embed = self.embedder.embed_multivector
         scores = np.zeros(len(head), dtype=np.float64)
         for task, positions in by_task.items():
-            question = embed([query], task or None, query=True)[0]
-            docs = embed([chunks[head[p][0]].chunk.embed_text() for p in positions], task or None)
+            question = embed([query], task=task or None, query=True)[0]
+            texts = [chunks[head[p][0]].chunk.embed_text() for p in positions]
+            docs = embed(texts, task=task or None)
             scores[positions] = late_interaction(question, docs)
         order = sorted(range(len(head)), key=lambda p: (-scores[p], p))
         return [(head[p][0], float(scores[p])) for p in order] + rest
@@ -276,7 +276,7 @@ class Searcher:
 
 def late_interaction(query: np.ndarray, docs: Sequence[np.ndarray]) -> np.ndarray:
     """Normalised MaxSim of one question against each document: for each question token the
-    best document token's dot product, averaged over the question's tokens (``jina.maxsim``
+    best document token's dot product, averaged over the question's tokens (jina's ``maxsim``
     divided by the question's token count), as float64. An empty side scores 0."""
     q = np.asarray(query, dtype=np.float32)
     out = np.zeros(len(docs), dtype=np.float64)

@@ -10,8 +10,8 @@ class, one part of a split definition). Its neighbours are ranked one of two way
   ``code`` and ``retrieval`` adapters, which compare questions with documents, not documents
   with each other. The stored-vector KNN (restricted to the source's task) picks
   ``MATCH_CANDIDATES`` candidates; the source and the candidates are then embedded with
-  ``text-matching`` (``"Query: "`` on both sides, see embed/jina.py) and re-ranked by cosine:
-  one forward pass over ~100 chunks per request, no change to the index.
+  ``text-matching`` (``"Query: "`` on both sides, see embed/jina/embedder.py) and re-ranked by
+  cosine: one forward pass over ~100 chunks per request, no change to the index.
 
 Left out of the results: the source itself, the other parts of its split definition, and
 the chunks of its file that overlap, enclose or lie inside it (the class around a method, the
@@ -28,9 +28,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-
-from codesearch.embed.base import embedder_tasks
 from codesearch.paths import relpath
 from codesearch.search import Searcher, SearchOptions, collapse, symbol_key
 from codesearch.store import StoredChunk
@@ -137,7 +134,7 @@ class MoreLikeThis:
         if stored is None:
             raise BadInput(f"{_describe(source.chunk)} has no vector: re-index the repository")
         vector, task = stored
-        matching = MATCH_TASK in embedder_tasks(self.embedder) and source.chunk.media is None
+        matching = MATCH_TASK in self.embedder.tasks and source.chunk.media is None
         depth = max(MATCH_CANDIDATES if matching else 0, options.k * 4) + 16
         dense = self.store.knn(vector, depth, options.filters, task=task or None)
         chunks = self.store.chunks([cid for cid, _ in dense])
@@ -174,8 +171,7 @@ class MoreLikeThis:
         if not picked:
             return []
         texts = [source.embed_text(), *(chunks[cid].chunk.embed_text() for cid in picked)]
-        embed = self.embedder.embed_documents
-        vectors = np.asarray(embed(texts, task=MATCH_TASK), dtype=np.float32)  # type: ignore[call-arg]
+        vectors = self.embedder.embed_documents(texts, task=MATCH_TASK)
         scores = vectors[1:] @ vectors[0]
         order = sorted(range(len(picked)), key=lambda i: (-float(scores[i]), i))
         return [(picked[i], float(scores[i])) for i in order]

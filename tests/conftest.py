@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated CODESEARCH_HOME, fixture repositories, the real MiniLM."""
+"""Shared fixtures: an isolated CODESEARCH_HOME, fixture repositories, the real MiniLM; and the
+test-only model ``fake`` (tests/fake_embedder.py), registered for the whole session."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fake_embedder import register as register_fake
+
+register_fake()  # `--model fake`, load_embedder("fake"): in this process only
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

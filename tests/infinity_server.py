@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from codesearch.embed.registry import packaged_minilm_dir
+from codesearch.embed.minilm.files import packaged_minilm_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_NAME = "all-MiniLM-L6-v2"

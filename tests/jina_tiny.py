@@ -29,7 +29,7 @@ import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from codesearch.embed.jina_random import LORA_TARGETS, QWEN_FIRST_SPECIAL_ID, QWEN_SPECIAL_TOKENS
+from codesearch.embed.jina.random import LORA_TARGETS, QWEN_FIRST_SPECIAL_ID, QWEN_SPECIAL_TOKENS
 
 TASKS = ("retrieval", "text-matching", "code")
 HIDDEN = 64

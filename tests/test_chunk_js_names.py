@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fake_embedder import FakeEmbedder
 
 from codesearch.chunk import chunk_file
 from codesearch.config import load_settings
-from codesearch.embed import FakeEmbedder
 from codesearch.index import Indexer
 from codesearch.search import Searcher, SearchOptions
 from codesearch.store import Store

@@ -299,7 +299,7 @@ def test_a_relative_model_folder_is_remembered_absolutely(
 ) -> None:
     import shutil
 
-    from codesearch.embed.registry import packaged_minilm_dir
+    from codesearch.embed.minilm.files import packaged_minilm_dir
 
     folder = packaged_minilm_dir()
     assert folder is not None

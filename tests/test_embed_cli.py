@@ -21,25 +21,26 @@ torch = pytest.importorskip("torch")
 
 from jina_tiny import MATRYOSHKA, PROJ_DIM, write_tiny_checkpoint  # noqa: E402
 
-import codesearch.embed.jina as jina  # noqa: E402
 from codesearch import engine  # noqa: E402
 from codesearch.cli import main  # noqa: E402
-from codesearch.embed import registry  # noqa: E402
-from codesearch.embed.jina import LICENSE_MARKER, JinaV4Embedder, load_jina_v4  # noqa: E402
-from codesearch.embed.registry import (  # noqa: E402
+from codesearch.embed.jina import backend as jina_backend  # noqa: E402
+from codesearch.embed.jina import build as jina_build  # noqa: E402
+from codesearch.embed.jina import notices  # noqa: E402
+from codesearch.embed.jina.backend import (  # noqa: E402
     JINA_CPU_NOTE,
     JINA_HUB_ID,
-    explain_auto,
     find_jina_v4,
     is_jina_folder,
-    load_embedder,
-    packaged_minilm_dir,
-    resolve_auto,
 )
+from codesearch.embed.jina.build import load_jina_v4  # noqa: E402
+from codesearch.embed.jina.embedder import JinaV4Embedder  # noqa: E402
+from codesearch.embed.jina.notices import LICENSE_MARKER  # noqa: E402
+from codesearch.embed.minilm.files import packaged_minilm_dir  # noqa: E402
+from codesearch.embed.registry import explain_auto, load_embedder, resolve_auto  # noqa: E402
 from codesearch.types import BadInput, ModelUnavailable  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-REAL_CUDA_CHECK = registry.cuda_available
+REAL_CUDA_CHECK = jina_backend.cuda_available
 TEXT = "def fetch_with_retry(url, attempts=5):\n    return http_get(url)\n"
 
 
@@ -50,7 +51,7 @@ def _one_thread() -> Iterator[None]:
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(jina, "_cpu_count", lambda: 1)
+        mp.setattr(jina_build, "cpu_count", lambda: 1)
         yield
     torch.set_num_threads(before)
 
@@ -63,7 +64,7 @@ def _no_outside_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))
-    monkeypatch.setattr(registry, "cuda_available", lambda: False)
+    monkeypatch.setattr(jina_backend, "cuda_available", lambda: False)
     monkeypatch.setattr(engine, "_LOADED", {})
 
 
@@ -191,18 +192,18 @@ def test_the_license_notice_is_shown_once_across_processes(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # jina.py's rule: a checkpoint named jina-embeddings-v4 is the published one
+    # config.py's rule: a checkpoint named jina-embeddings-v4 is the published one
     folder = _linked_copy(tiny, tmp_path / "jina-embeddings-v4")
     argv = ["embed", "x", "--query", "--model", str(folder)]
     notice = "codesearch: jina-embeddings-v4 weights are licensed CC-BY-NC-4.0"
     assert main(argv) == 0
     assert capsys.readouterr().err.count(notice) == 1
     assert (isolated_home / LICENSE_MARKER).is_file()
-    monkeypatch.setattr(jina, "_shown", set())  # a new process: only the marker file remembers
+    monkeypatch.setattr(notices, "_shown", set())  # a new process: only the marker file remembers
     assert main(argv) == 0
     assert "CC-BY-NC-4.0" not in capsys.readouterr().err
     (isolated_home / LICENSE_MARKER).unlink()  # without it, the user is told again
-    monkeypatch.setattr(jina, "_shown", set())
+    monkeypatch.setattr(notices, "_shown", set())
     assert main(argv) == 0
     assert notice in capsys.readouterr().err
 
@@ -265,14 +266,15 @@ def test_embed_an_image_as_the_index_does(
     the multimodal model, task retrieval; a text-only model says it cannot."""
     from PIL import Image
 
-    from codesearch.pictures import open_file
+    from codesearch.pictures import file_picture
 
     rng = np.random.default_rng(3)
     picture = tmp_path / "diagram.png"
     Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(picture)
     out = _embed(capsys, "--image", str(picture), "--model", str(tiny))
     assert (out["model"], out["task"], out["dim"]) == (ref.model_id, "retrieval", ref.dim)
-    expected = ref.embed_images([open_file(picture)], task="retrieval")[0]
+    rendered = file_picture(picture)(ref.max_image_pixels)  # as the indexer renders it
+    expected = ref.embed_images([rendered], task="retrieval")[0]
     np.testing.assert_allclose(np.asarray(out["vector"]), expected, atol=1e-6)
     assert main(["embed", "--image", str(picture), "--model", str(tiny)]) == 0
     assert capsys.readouterr().out.startswith(f"{ref.model_id} (image, task retrieval): ")
@@ -360,7 +362,7 @@ def test_auto_picks_jina_v4_only_with_a_gpu_and_the_weights(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert explain_auto() == ("minilm-code", "no jina-v4 weights found")
-    monkeypatch.setattr(registry, "cuda_available", lambda: True)
+    monkeypatch.setattr(jina_backend, "cuda_available", lambda: True)
     assert resolve_auto() == "minilm-code"  # a GPU alone is not enough
     monkeypatch.setenv("CODESEARCH_JINA_V4", str(tiny))
     assert resolve_auto() == "jina-v4"
@@ -368,10 +370,10 @@ def test_auto_picks_jina_v4_only_with_a_gpu_and_the_weights(
     err = capsys.readouterr().err
     assert "model jina-v4:jina-tiny@" in err
     assert "(picked by auto: a CUDA GPU and the jina-v4 weights were found)" in err
-    monkeypatch.setattr(registry, "cuda_available", lambda: False)
+    monkeypatch.setattr(jina_backend, "cuda_available", lambda: False)
     assert explain_auto() == ("minilm-code", "jina-v4 weights found, but no CUDA GPU")
 
-    monkeypatch.setattr(registry, "cuda_available", REAL_CUDA_CHECK)  # this machine, for real
+    monkeypatch.setattr(jina_backend, "cuda_available", REAL_CUDA_CHECK)  # this machine, for real
     assert resolve_auto() == ("jina-v4" if torch.cuda.is_available() else "minilm-code")
 
 
@@ -392,7 +394,7 @@ def test_models_says_why_jina_v4_is_or_is_not_usable(
     assert "works on CPU but very slow (~0.3 chunks/s)" in JINA_CPU_NOTE
     assert main(["models"]) == 0
     assert f"usable ({JINA_CPU_NOTE})" in capsys.readouterr().out
-    monkeypatch.setattr(registry, "cuda_available", lambda: True)
+    monkeypatch.setattr(jina_backend, "cuda_available", lambda: True)
     assert jina_v4() == {**info, "reason": ""}
 
 
@@ -414,6 +416,8 @@ def test_models_imports_no_torch_without_jina_weights(tmp_path: Path) -> None:
     assert out.stderr.strip() == "False"
     backends = {b["name"]: b for b in json.loads(out.stdout)}
     assert not backends["jina-v4"]["usable"] and backends["minilm-code"]["usable"]
+    # the product's list: the test-only fake (registered by conftest.py) is not in it
+    assert list(backends) == ["minilm-code", "minilm", "jina-v4", "hf", "remote"]
 
 
 # -- models --download ----------------------------------------------------------------------------
@@ -462,5 +466,5 @@ def test_download_fills_the_cache_that_jina_v4_then_loads_from(
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
     assert main(["models", "--download", "jina-v4"]) == 0
     assert "abc123" in capsys.readouterr().out
-    folder, source, _ = registry.find_jina_v4()
+    folder, source, _ = find_jina_v4()
     assert folder is not None and source == "jinaai/jina-embeddings-v4"

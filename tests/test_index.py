@@ -8,10 +8,11 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from fake_embedder import FakeEmbedder
 
 from codesearch.config import load_settings
-from codesearch.embed import FakeEmbedder
 from codesearch.index import Indexer
 from codesearch.store import Store
 
@@ -167,10 +168,10 @@ def test_interrupted_run_keeps_finished_files_and_resumes(
     demo_repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     class Interrupting(FakeEmbedder):
-        def embed_documents(self, texts):  # type: ignore[no-untyped-def]
+        def embed_batch(self, texts: Any, *, query: bool, task: str | None) -> np.ndarray:
             if self.calls == 3:
                 raise KeyboardInterrupt
-            return super().embed_documents(texts)
+            return super().embed_batch(texts, query=query, task=task)
 
     first = Interrupting()
     with pytest.raises(KeyboardInterrupt):
@@ -287,9 +288,9 @@ def test_before_embed_is_called_before_every_embedder_call(demo_repo: Path) -> N
     events: list[str] = []
 
     class Recording(FakeEmbedder):
-        def embed_documents(self, texts):  # type: ignore[no-untyped-def]
+        def embed_batch(self, texts: Any, *, query: bool, task: str | None) -> np.ndarray:
             events.append("embed")
-            return super().embed_documents(texts)
+            return super().embed_batch(texts, query=query, task=task)
 
     fake = Recording()
     stats, _, _ = run_index(

@@ -33,14 +33,10 @@ from safetensors import safe_open  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 from codesearch.embed.base import Embedder  # noqa: E402
-from codesearch.embed.jina import (  # noqa: E402
-    LICENSE_MARKER,
-    LICENSE_NOTICE,
-    JinaV4Embedder,
-    load_jina_v4,
-    maxsim,
-)
-from codesearch.embed.jina_load import remap_key  # noqa: E402
+from codesearch.embed.jina.build import load_jina_v4  # noqa: E402
+from codesearch.embed.jina.embedder import JinaV4Embedder, maxsim  # noqa: E402
+from codesearch.embed.jina.load import remap_key  # noqa: E402
+from codesearch.embed.jina.notices import LICENSE_MARKER, LICENSE_NOTICE  # noqa: E402
 from codesearch.types import BadInput, CodesearchError, ModelUnavailable  # noqa: E402
 
 TEXTS = [
@@ -151,7 +147,7 @@ def test_a_dim_view_shares_the_loaded_model(emb: JinaV4Embedder) -> None:
     full = emb.embed_documents(TEXTS, task="retrieval")
     view = emb.with_dim(16)
     assert view.dim == 16 and view.model_id == emb.model_id.replace(":d64", ":d16")
-    assert view._peft is emb._peft and emb.dim == 64  # one model in memory; the original kept
+    assert view.peft_model is emb.peft_model and emb.dim == 64  # one model; the original kept
     np.testing.assert_allclose(
         view.embed_documents(TEXTS, task="retrieval"), emb.truncate(full, 16), atol=1e-5
     )
@@ -226,8 +222,8 @@ def test_vectors_match_an_independent_reference(
     )
     got_single = [*emb.embed_queries(texts, task=task), *emb.embed_documents(texts, task=task)]
     got_multi = [
-        *emb.embed_multivector(texts, task, query=True),
-        *emb.embed_multivector(texts, task, query=False),
+        *emb.embed_multivector(texts, task=task, query=True),
+        *emb.embed_multivector(texts, task=task, query=False),
     ]
     for (want_single, want_multi), single, multi in zip(want, got_single, got_multi, strict=True):
         np.testing.assert_allclose(single, want_single, atol=1e-4)
@@ -238,8 +234,8 @@ def test_vectors_match_an_independent_reference(
 
 
 def test_multivector_rows_and_maxsim(emb: JinaV4Embedder) -> None:
-    docs = emb.embed_multivector(TEXTS, "code", query=False)
-    queries = emb.embed_multivector(TEXTS[:2], "code", query=True)
+    docs = emb.embed_multivector(TEXTS, task="code", query=False)
+    queries = emb.embed_multivector(TEXTS[:2], task="code", query=True)
     assert len(docs) == len(TEXTS)
     for text, rows in zip(TEXTS, docs, strict=True):
         assert rows.shape == (emb.count_tokens("Passage: " + text), PROJ_DIM)
@@ -257,7 +253,7 @@ def test_multivector_rows_and_maxsim(emb: JinaV4Embedder) -> None:
 
 def test_adapters_change_the_output(emb: JinaV4Embedder) -> None:
     single = {t: emb.embed_documents(TEXTS, task=t) for t in TASKS}
-    multi = {t: emb.embed_multivector(TEXTS[:1], t, query=True)[0] for t in TASKS}
+    multi = {t: emb.embed_multivector(TEXTS[:1], task=t, query=True)[0] for t in TASKS}
     for a, b in [("code", "retrieval"), ("code", "text-matching"), ("retrieval", "text-matching")]:
         assert np.abs(single[a] - single[b]).max() > 1e-3, (a, b)
         assert np.abs(multi[a] - multi[b]).max() > 1e-3, (a, b)
@@ -305,7 +301,7 @@ def test_out_of_memory_halves_the_budget_and_retries(
 ) -> None:
     model = _load(tiny, batch_tokens=10_000)
     want = model.embed_documents(TEXTS)
-    real_forward = model._forward
+    real_forward = model.forward
     widths: list[int] = []
 
     def flaky(rows: list[list[int]], width: int) -> tuple[object, object]:
@@ -314,14 +310,14 @@ def test_out_of_memory_halves_the_budget_and_retries(
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return real_forward(rows, width)
 
-    monkeypatch.setattr(model, "_forward", flaky)
+    monkeypatch.setattr(model, "forward", flaky)
     np.testing.assert_allclose(model.embed_documents(TEXTS), want, atol=1e-5)
     assert widths[0] == len(TEXTS) and model.batch_tokens < 10_000
 
     def always(rows: list[list[int]], width: int) -> tuple[object, object]:
         raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
 
-    monkeypatch.setattr(model, "_forward", always)
+    monkeypatch.setattr(model, "forward", always)
     with pytest.raises(CodesearchError, match="out of cpu memory on one text"):
         model.embed_documents(TEXTS)
 

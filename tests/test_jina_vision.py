@@ -20,14 +20,15 @@ import pytest
 pytest.importorskip("peft")
 torch = pytest.importorskip("torch")
 
+from fake_embedder import FakeEmbedder  # noqa: E402
 from jina_tiny import LORA_ALPHA, LORA_R, SHARD_NAMES, SPECIAL_IDS, write_tiny_checkpoint  # noqa: E402
 from PIL import Image  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
-from codesearch.embed.base import ImageEmbedder, supports_images  # noqa: E402
-from codesearch.embed.fake import FakeEmbedder  # noqa: E402
-from codesearch.embed.jina import JinaV4Embedder, load_jina_v4  # noqa: E402
-from codesearch.embed.jina_vision import IMAGE_PROMPT, take_batch  # noqa: E402
+from codesearch.embed.base import Embedder, Unsupported  # noqa: E402
+from codesearch.embed.jina.build import load_jina_v4  # noqa: E402
+from codesearch.embed.jina.embedder import JinaV4Embedder  # noqa: E402
+from codesearch.embed.jina.vision import IMAGE_PROMPT, take_batch  # noqa: E402
 from codesearch.types import BadInput, CodesearchError, ModelUnavailable  # noqa: E402
 
 SIZES = [(56, 56), (112, 84), (84, 112), (70, 60), (100, 100)]  # (width, height)
@@ -158,6 +159,27 @@ def test_vision_span_pooling_matches_an_independent_reference(
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+def test_the_embed_image_command_matches_the_reference(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`codesearch embed --image FILE --json --dim 16` (the picture rendered by pictures.py and
+    embedded by the backend's image method, as the indexer does) gives the independent
+    reference's vector for the file's pixels, task retrieval, Matryoshka-cut to 16."""
+    from codesearch.cli import main
+    from codesearch.embed.jina import build
+
+    monkeypatch.setattr(build, "cpu_count", lambda: 1)  # the registry's load: one thread too
+    picture = tmp_path / "diagram.png"
+    _images()[1].save(picture)
+    argv = ["embed", "--image", str(picture), "--model", str(tiny), "--json", "--dim", "16"]
+    assert main(argv) == 0, capsys.readouterr().err
+    out = json.loads(capsys.readouterr().out)
+    full = _reference_vectors(tiny, "retrieval", [Image.open(picture).convert("RGB")])[0]
+    assert (out["task"], out["dim"], len(out["vector"])) == ("retrieval", 16, 16)
+    assert out["model"].startswith("jina-v4:jina-tiny@") and out["model"].endswith(":d16")
+    np.testing.assert_allclose(out["vector"], full[:16] / np.linalg.norm(full[:16]), atol=1e-5)
+
+
 # -- batching, Matryoshka, tasks ----------------------------------------------------------------
 
 
@@ -168,18 +190,18 @@ def test_pixel_budget_batches_match_one_by_one_in_input_order(
     assert small.image_batch_pixels == 20_000
     one_by_one = np.stack([small.embed_images([image])[0] for image in images])
     seen: list[list[tuple[int, int]]] = []
-    real = small._forward_images
+    real = small.forward_images
 
     def spy(vision: Any, batch: list[Image.Image]) -> np.ndarray:
         seen.append([image.size for image in batch])
         return real(vision, batch)
 
-    monkeypatch.setattr(small, "_forward_images", spy)
+    monkeypatch.setattr(small, "forward_images", spy)
     batched = small.embed_images(images)
     np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
     assert 1 < len(seen) < len(images) and sorted(s for b in seen for s in b) == sorted(SIZES)
     for batch in seen:  # processed pixels within the budget, or one image alone
-        resized = [small._vision().resized(Image.new("RGB", size)) for size in batch]
+        resized = [small.vision().resized(Image.new("RGB", size)) for size in batch]
         assert len(batch) == 1 or sum(h * w for h, w in resized) <= 20_000
     reordered = small.embed_images(images[::-1])
     np.testing.assert_allclose(reordered, one_by_one[::-1], atol=1e-5)
@@ -197,7 +219,7 @@ def test_out_of_memory_halves_the_pixel_budget(
 ) -> None:
     model = _load(tiny, image_batch_pixels=10**8)
     want = model.embed_images(images)
-    real = model._forward_images
+    real = model.forward_images
     sizes: list[int] = []
 
     def flaky(vision: Any, batch: list[Image.Image]) -> np.ndarray:
@@ -206,14 +228,14 @@ def test_out_of_memory_halves_the_pixel_budget(
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(vision, batch)
 
-    monkeypatch.setattr(model, "_forward_images", flaky)
+    monkeypatch.setattr(model, "forward_images", flaky)
     np.testing.assert_allclose(model.embed_images(images), want, atol=1e-5)
     assert sizes[0] == len(images) and model.image_batch_pixels < 10**8
 
     def always(vision: Any, batch: list[Image.Image]) -> np.ndarray:
         raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
 
-    monkeypatch.setattr(model, "_forward_images", always)
+    monkeypatch.setattr(model, "forward_images", always)
     with pytest.raises(CodesearchError, match=r"one image of \d+ pixels; lower max_image_pixels"):
         model.embed_images(images)
 
@@ -225,7 +247,7 @@ def test_matryoshka_views_truncate_image_vectors(
     for d in (8, 16, 32):
         prefix = full[:, :d] / np.linalg.norm(full[:, :d], axis=1, keepdims=True)
         view = emb.with_dim(d)
-        assert supports_images(view)
+        assert view.supports_images
         got = view.embed_images(images)
         assert got.shape == (len(images), d)
         np.testing.assert_allclose(got, prefix, atol=1e-5)
@@ -256,11 +278,12 @@ def test_the_task_adapter_changes_image_vectors(
 
 
 def test_images_and_texts_share_the_dim(emb: JinaV4Embedder, images: list[Image.Image]) -> None:
-    assert isinstance(emb, ImageEmbedder) and supports_images(emb) and emb.supports_images
-    assert not supports_images(FakeEmbedder())
-    from codesearch.embed.minilm import TransformersEmbedder
+    assert emb.supports_images and not FakeEmbedder().supports_images
+    with pytest.raises(Unsupported, match="embeds text only"):
+        FakeEmbedder().embed_images(images[:1])
+    from codesearch.embed.minilm.embedder import TransformersEmbedder
 
-    assert not hasattr(TransformersEmbedder, "embed_images")  # MiniLM: text only
+    assert TransformersEmbedder.supports_images is Embedder.supports_images  # MiniLM: text only
     text = emb.embed_documents(["def parse(): ..."])
     picture = emb.embed_images(images[:1])
     assert text.shape[1] == picture.shape[1] == emb.dim
@@ -275,11 +298,11 @@ def test_the_pixel_cap_shrinks_the_grid(tiny: Path, emb: JinaV4Embedder) -> None
     big = Image.fromarray(np.random.default_rng(3).integers(0, 256, (168, 224, 3), np.uint8))
     capped = _load(tiny, max_image_pixels=56 * 56 * 2)
     assert capped.max_image_pixels == 6272 and capped.image_model_id.endswith(":px6272")
-    full_hw, capped_hw = emb._vision().resized(big), capped._vision().resized(big)
+    full_hw, capped_hw = emb.vision().resized(big), capped.vision().resized(big)
     assert full_hw == (168, 224) and capped_hw[0] * capped_hw[1] <= 6272
-    assert capped._vision().image_tokens(*capped_hw) < emb._vision().image_tokens(*full_hw)
+    assert capped.vision().image_tokens(*capped_hw) < emb.vision().image_tokens(*full_hw)
     grids: list[list[int]] = []
-    vision = capped._vision()
+    vision = capped.vision()
     real = vision.batch
 
     def spy(batch: list[Image.Image]) -> Any:
@@ -322,11 +345,11 @@ def test_a_checkpoint_without_preprocessor_config(tiny: Path, tmp_path: Path) ->
             target.symlink_to(path)
     model = _load(folder)  # loads: text does not need it
     assert model.embed_documents(["def parse(): ..."]).shape == (1, 64)
-    assert not supports_images(model) and model.max_image_pixels == 602112
-    with pytest.raises(ModelUnavailable, match=r"preprocessor_config\.json is missing") as info:
-        model.embed_images(_images()[:1])
-    assert "\n" not in str(info.value)
-    assert model.embed_images([]).shape == (0, 64)
+    assert not model.supports_images and model.max_image_pixels == 602112
+    for pictures in (_images()[:1], []):
+        with pytest.raises(ModelUnavailable, match=r"preprocessor_config\.json is missing") as info:
+            model.embed_images(pictures)
+        assert "\n" not in str(info.value)
     assert model.embed_queries(["where is parsing"]).shape == (1, 64)  # text still works
 
     (folder / "preprocessor_config.json").write_text("{broken")

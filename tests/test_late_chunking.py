@@ -27,9 +27,9 @@ from PIL import Image  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 
 from codesearch.config import Settings, load_settings  # noqa: E402
-from codesearch.embed.base import LateChunkingEmbedder, supports_late_chunking  # noqa: E402
-from codesearch.embed.jina import JinaV4Embedder, load_jina_v4  # noqa: E402
-from codesearch.embed.jina_late import plan_late, plan_windows  # noqa: E402
+from codesearch.embed.jina.build import load_jina_v4  # noqa: E402
+from codesearch.embed.jina.embedder import JinaV4Embedder  # noqa: E402
+from codesearch.embed.jina.late import plan_late, plan_windows  # noqa: E402
 from codesearch.engine import index_repo  # noqa: E402
 from codesearch.index import Indexer, char_spans, late_vector_key  # noqa: E402
 from codesearch.search import Searcher, SearchOptions  # noqa: E402
@@ -95,10 +95,8 @@ def tokenizer(tiny: Path) -> Tokenizer:
 
 def _hidden(emb: JinaV4Embedder, ids: Sequence[int], task: str) -> torch.Tensor:
     """The last hidden state of one unpadded sequence under ``task``'s adapter."""
-    emb._peft.set_adapter(task, inference_mode=True)
-    emb._shared["active"] = task  # keep the embedder's idea of the active adapter right
-    with torch.inference_mode():
-        out = emb._net.model(input_ids=torch.tensor([list(ids)]), use_cache=False)
+    with emb.session(task):  # the model to ourselves, under the task's adapter
+        out = emb.module.model(input_ids=torch.tensor([list(ids)]), use_cache=False)
     return out.last_hidden_state[0].float()
 
 
@@ -142,7 +140,7 @@ def _chunks(path: str, text: str) -> list[Chunk]:
 def test_a_late_vector_is_the_mean_of_its_span_in_the_file_encoding(
     emb: JinaV4Embedder, tokenizer: Tokenizer
 ) -> None:
-    assert isinstance(emb, LateChunkingEmbedder) and supports_late_chunking(emb)
+    assert emb.supports_late_chunking and emb.late_chunking_id == "late-w8192-o2048"
     chunks = _chunks("a.py", PY)
     spans = char_spans(PY, chunks)
     assert len(spans) >= 4
@@ -265,18 +263,18 @@ class Spy:
         self.view = copy.copy(emb)
         self.late: list[list[str]] = []
         self.rows = 0
-        late, forward = self.view.embed_late_files, self.view._forward
+        late, forward = self.view.embed_late_files, self.view.forward
 
         def embed_late_files(files: Any, *, task: str | None = None) -> list[np.ndarray]:
             self.late.append([text for text, _ in files])
             return late(files, task=task)
 
-        def _forward(rows: list[list[int]], width: int) -> Any:
+        def counted(rows: list[list[int]], width: int) -> Any:
             self.rows += len(rows)
             return forward(rows, width)
 
         monkeypatch.setattr(self.view, "embed_late_files", embed_late_files)
-        monkeypatch.setattr(self.view, "_forward", _forward)
+        monkeypatch.setattr(self.view, "forward", counted)
 
     def reset(self) -> None:
         self.late, self.rows = [], 0
@@ -430,7 +428,7 @@ def test_the_option_is_recorded_and_toggling_it_rebuilds(
 def test_a_backend_without_late_chunking_is_a_clear_error(tmp_path: Path, minilm: Any) -> None:
     root = _repo(tmp_path / "repo")
     settings = _settings(True)
-    assert not supports_late_chunking(minilm)
+    assert not minilm.supports_late_chunking
     with Store.open(settings.index_path(root), create=True) as store:
         with pytest.raises(BadInput) as info:
             Indexer(root, store, minilm, settings).run()
@@ -475,7 +473,7 @@ def test_out_of_memory_halves_the_budget_and_retries(
     want = emb.embed_late_files(files)
     view = copy.copy(emb)
     view.batch_tokens = 100_000
-    forward, failures = view._forward, [1]
+    forward, failures = view.forward, [1]
 
     def flaky(rows: list[list[int]], width: int) -> Any:
         if failures and len(rows) > 1:
@@ -483,7 +481,7 @@ def test_out_of_memory_halves_the_budget_and_retries(
             raise torch.OutOfMemoryError("simulated")
         return forward(rows, width)
 
-    monkeypatch.setattr(view, "_forward", flaky)
+    monkeypatch.setattr(view, "forward", flaky)
     got = view.embed_late_files(files)
     assert view.batch_tokens < 100_000 and not failures
     for a, b in zip(got, want, strict=True):
@@ -492,6 +490,6 @@ def test_out_of_memory_halves_the_budget_and_retries(
     def always(rows: list[list[int]], width: int) -> Any:
         raise torch.OutOfMemoryError("simulated")
 
-    monkeypatch.setattr(view, "_forward", always)
+    monkeypatch.setattr(view, "forward", always)
     with pytest.raises(CodesearchError, match="late-chunking window"):
         view.embed_late_files(files)

@@ -11,13 +11,13 @@ import pytest
 
 from codesearch.cli import main
 from codesearch.embed import available_backends, load_embedder
-from codesearch.embed.minilm import TransformersEmbedder
-from codesearch.embed.registry import (
+from codesearch.embed.minilm.embedder import TransformersEmbedder
+from codesearch.embed.minilm.files import (
     MINILM_CODE_ADAPTER,
-    explain_auto,
     minilm_code_adapter,
     packaged_minilm_dir,
 )
+from codesearch.embed.registry import explain_auto
 
 TEXTS = [
     "python function parse_header\ndef parse_header(line):\n    key, _, val = line.partition(':')",

@@ -18,7 +18,8 @@ from picture_helpers import ARCHITECTURE_MD, make_picture_repo  # noqa: E402
 
 from codesearch import pictures  # noqa: E402
 from codesearch.config import load_settings  # noqa: E402
-from codesearch.embed.jina import JinaV4Embedder, load_jina_v4  # noqa: E402
+from codesearch.embed.jina.build import load_jina_v4  # noqa: E402
+from codesearch.embed.jina.embedder import JinaV4Embedder  # noqa: E402
 from codesearch.engine import index_status  # noqa: E402
 from codesearch.index import Indexer  # noqa: E402
 from codesearch.search import Searcher, SearchOptions  # noqa: E402

@@ -26,8 +26,8 @@ from codesearch.config import load_settings
 from codesearch.daemon.runtime import runtime
 from codesearch.daemon.service import Service
 from codesearch.embed import load_embedder
-from codesearch.embed import remote_policy as policy
-from codesearch.embed.remote import RemoteEmbedder
+from codesearch.embed.remote import policy
+from codesearch.embed.remote.embedder import RemoteEmbedder
 from codesearch.search import SearchOptions
 from codesearch.store import Store
 from codesearch.types import BadInput, ModelUnavailable

@@ -18,16 +18,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fake_embedder import FakeEmbedder
 
 from codesearch import config, engine
 from codesearch.config import Settings, load_settings
 from codesearch.daemon.runtime import runtime
 from codesearch.daemon.service import Service
-from codesearch.embed import FakeEmbedder, available_backends, load_embedder
-from codesearch.embed import remote_policy as policy
-from codesearch.embed.remote import RemoteEmbedder, RemoteUnavailable
-from codesearch.embed.remote_http import Endpoint, display_url, parse_retry_after
-from codesearch.embed.remote_load import served_dim_conflict
+from codesearch.embed import available_backends, load_embedder
+from codesearch.embed.remote import policy
+from codesearch.embed.remote.embedder import RemoteEmbedder, RemoteUnavailable
+from codesearch.embed.remote.transport import Endpoint, display_url, parse_retry_after
 from codesearch.search import SearchOptions
 from codesearch.types import BadInput, ModelMismatch, ModelUnavailable
 
@@ -442,10 +442,10 @@ def test_the_dimension_is_checked_against_the_index(server: FakeServer) -> None:
     # the writer: the same model served at another size must not wipe the index
     writer = make(server)
     assert "now serves test-embedder with 64-dim vectors, but the index holds 48" in (
-        served_dim_conflict(f"remote:{MODEL}@48", writer)
+        writer.dim_conflict(f"remote:{MODEL}@48")
     )
-    assert served_dim_conflict(f"remote:{MODEL}@64", writer) == ""
-    assert served_dim_conflict("minilm:all-MiniLM-L6-v2", writer) == ""
+    assert writer.dim_conflict(f"remote:{MODEL}@64") == ""
+    assert writer.dim_conflict("minilm:all-MiniLM-L6-v2") == ""
 
 
 # ---------------------------------------------------------------------- configuration, errors

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fake_embedder import FakeEmbedder
+
 from codesearch.chunk import chunk_file
-from codesearch.embed import FakeEmbedder
 from codesearch.search import Fusion, Searcher, SearchOptions, fuse, fuse_scores
 from codesearch.store import Store
 from codesearch.types import Chunk, FileState, Filters

@@ -18,12 +18,13 @@ import jsonschema
 import numpy as np
 import pytest
 from daemon_helpers import Daemon
+from fake_embedder import FakeEmbedder, tokenize
 from lsp_helpers import LspSession, uri
 from mcp_helpers import McpClient
 
 from codesearch.cli import main
 from codesearch.config import Settings
-from codesearch.embed.fake import FakeEmbedder, tokenize
+from codesearch.embed import Embedder
 from codesearch.engine import RepoSearch, index_repo
 from codesearch.search import Searcher, SearchOptions
 from codesearch.similar import MATCH_TASK, MoreLikeThis, parse_location
@@ -328,11 +329,12 @@ def test_lsp_params_and_readme() -> None:
 # ---------------------------------------------------------------------- the text-matching route
 
 
-class MatchingFake:
+class MatchingFake(Embedder):
     """A task embedder (code, retrieval, text-matching) that records its calls."""
 
     max_tokens = 100_000
     tasks = ("retrieval", "text-matching", "code")
+    task = "code"
 
     def __init__(self, dim: int = 64) -> None:
         self.base = FakeEmbedder(dim)
@@ -340,14 +342,11 @@ class MatchingFake:
         self.model_id = f"matching-fake:{dim}"
         self.calls: list[tuple[str, int]] = []
 
-    def embed_documents(self, texts: Sequence[str], *, task: str | None = None) -> np.ndarray:
+    def embed_batch(self, texts: Sequence[str], *, query: bool, task: str | None) -> np.ndarray:
         task = task or "code"
         self.calls.append((task, len(texts)))
         shift = 5 * (self.tasks.index(task) + 1)
-        return np.roll(self.base._embed(texts), shift, axis=1)
-
-    def embed_queries(self, texts: Sequence[str], *, task: str | None = None) -> np.ndarray:
-        return self.embed_documents(texts, task=task)
+        return np.roll(self.base.vectors(texts), shift, axis=1)
 
     def count_tokens(self, text: str) -> int:
         return len(tokenize(text))
@@ -385,7 +384,7 @@ def test_tiny_jina_reranks_with_its_text_matching_adapter(repo: Path, tmp_path: 
     torch = pytest.importorskip("torch")
     from jina_tiny import write_tiny_checkpoint
 
-    from codesearch.embed.jina import load_jina_v4
+    from codesearch.embed.jina.build import load_jina_v4
 
     threads = torch.get_num_threads()
     try:

@@ -17,16 +17,10 @@ import numpy as np
 import pytest
 import sqlean
 import sqlite_vec
+from fake_embedder import FakeEmbedder, tokenize
 
 from codesearch.config import load_settings
-from codesearch.embed import FakeEmbedder
-from codesearch.embed.base import (
-    MultiVectorEmbedder,
-    TaskEmbedder,
-    document_task,
-    embedder_tasks,
-)
-from codesearch.embed.fake import tokenize
+from codesearch.embed import Embedder
 from codesearch.index import Indexer
 from codesearch.search import Fusion, Searcher, SearchOptions, late_interaction
 from codesearch.store import SCHEMA_VERSION, Store
@@ -41,11 +35,13 @@ NO_FILTERS = Filters()
 DENSE_ONLY = Fusion(lexical_weight=0.0, phrase_bonus=0.0)  # rankings by the vectors alone
 
 
-class TaskFake:
-    """A deterministic TaskEmbedder + MultiVectorEmbedder; records every call in ``calls`` as
-    (kind, task, number of texts)."""
+class TaskFake(Embedder):
+    """A deterministic embedder with tasks and token vectors; records every call in ``calls``
+    as (kind, task, number of texts)."""
 
     max_tokens = 100_000
+    task = "code"
+    multi_vector_dim = MULTI_DIM
 
     def __init__(self, dim: int = 64, tasks: tuple[str, ...] = TASKS) -> None:
         self.base = FakeEmbedder(dim)
@@ -54,24 +50,15 @@ class TaskFake:
         self.tasks = tasks
         self.calls: list[tuple[str, str, int]] = []
 
-    def _task(self, task: str | None) -> str:
-        return task or "code"
+    def embed_batch(self, texts: Sequence[str], *, query: bool, task: str | None) -> np.ndarray:
+        task = task or "code"
+        self.calls.append(("queries" if query else "documents", task, len(texts)))
+        return np.roll(self.base.vectors(texts), 7 * (TASKS.index(task) + 1), axis=1)
 
-    def _single(self, kind: str, texts: Sequence[str], task: str | None) -> np.ndarray:
-        task = self._task(task)
-        self.calls.append((kind, task, len(texts)))
-        return np.roll(self.base._embed(texts), 7 * (TASKS.index(task) + 1), axis=1)
-
-    def embed_documents(self, texts: Sequence[str], *, task: str | None = None) -> np.ndarray:
-        return self._single("documents", texts, task)
-
-    def embed_queries(self, texts: Sequence[str], *, task: str | None = None) -> np.ndarray:
-        return self._single("queries", texts, task)
-
-    def embed_multivector(
-        self, texts: Sequence[str], task: str | None = None, query: bool = False
+    def embed_multivector_batch(
+        self, texts: Sequence[str], *, task: str | None, query: bool
     ) -> list[np.ndarray]:
-        task = self._task(task)
+        task = task or "code"
         self.calls.append(("multi-query" if query else "multi-documents", task, len(texts)))
         shift = 11 * (TASKS.index(task) + 1)
         out = []
@@ -102,7 +89,7 @@ def _store(path: Path, chunks: Sequence[Chunk], emb: Any, **open_kw: Any) -> Sto
     for c in chunks:
         by_path.setdefault(c.path, []).append(c)
     for file, items in by_path.items():
-        tasks = [document_task(emb, c) for c in items]
+        tasks = [emb.document_task(c) for c in items]
         vectors = {}
         for c, task in zip(items, tasks, strict=True):
             embed = emb.embed_documents
@@ -141,18 +128,17 @@ def test_document_task_and_vector_keys() -> None:
     rst = _chunk("doc.rst", "", "Usage\n=====", "rst", "window")
     text = _chunk("notes.txt", "", "some notes", "text", "window")
     code_section = _chunk("a.py", "Notes", "# notes", "python", "section")
-    assert isinstance(tasks, TaskEmbedder) and isinstance(tasks, MultiVectorEmbedder)
-    assert not isinstance(plain, TaskEmbedder) and not isinstance(plain, MultiVectorEmbedder)
-    assert embedder_tasks(plain) == () and embedder_tasks(tasks) == TASKS
-    assert {document_task(plain, c) for c in (code, section, rst, text)} == {""}
-    assert [document_task(tasks, c) for c in (code, section, rst, text, code_section)] == [
+    assert tasks.supports_multivector and not plain.supports_multivector
+    assert plain.tasks == () and tasks.tasks == TASKS
+    assert {plain.document_task(c) for c in (code, section, rst, text)} == {""}
+    assert [tasks.document_task(c) for c in (code, section, rst, text, code_section)] == [
         "code",
         "retrieval",
         "retrieval",
         "retrieval",
         "retrieval",
     ]
-    assert document_task(TaskFake(tasks=("code",)), section) == "code"  # falls back
+    assert TaskFake(tasks=("code",)).document_task(section) == "code"  # falls back
     # task "": exactly the content hash (indexes from before tasks stay valid)
     assert code.vector_key() == code.vector_key("") == code.content_hash
     keys = {code.vector_key(t) for t in ("", *TASKS)}
@@ -171,7 +157,7 @@ def test_indexer_embeds_each_task_once_and_reuses_per_task(demo_repo: Path) -> N
         assert {task for path, *_, task in rows if path == "README.md"} == {"retrieval"}
         assert {task for path, *_, task in rows if path != "README.md"} == {"code"}
         chunks = [s.chunk for s in store.all_chunks()]
-        want = {c.vector_key(document_task(emb, c)) for c in chunks}
+        want = {c.vector_key(emb.document_task(c)) for c in chunks}
         assert store.has_vectors(want) == want
         assert store.has_vectors({c.content_hash for c in chunks}) == set()
         assert store.check() == []
@@ -646,7 +632,8 @@ def test_tiny_jina_routes_tasks_and_reranks(demo_repo: Path, tmp_path: Path) -> 
     torch = pytest.importorskip("torch")
     from jina_tiny import write_tiny_checkpoint
 
-    from codesearch.embed.jina import load_jina_v4, maxsim
+    from codesearch.embed.jina.build import load_jina_v4
+    from codesearch.embed.jina.embedder import maxsim
 
     threads = torch.get_num_threads()
     try:
@@ -682,9 +669,9 @@ def test_tiny_jina_routes_tasks_and_reranks(demo_repo: Path, tmp_path: Path) -> 
             chunks = {(s.chunk.path, s.chunk.start_line): s.chunk for s in store.all_chunks()}
             for hit in reranked:
                 chunk = chunks[(hit.path, hit.start_line)]
-                task = document_task(emb, chunk)
-                q = emb.embed_multivector([question], task, query=True)[0]
-                d = emb.embed_multivector([chunk.embed_text()], task)[0]
+                task = emb.document_task(chunk)
+                q = emb.embed_multivector([question], task=task, query=True)[0]
+                d = emb.embed_multivector([chunk.embed_text()], task=task)[0]
                 assert hit.score == pytest.approx(maxsim(q, d) / len(q), rel=1e-4, abs=1e-5)
     finally:
         torch.set_num_threads(threads)

@@ -235,7 +235,7 @@ def test_prepare_and_train_end_to_end(tmp_path: Path) -> None:
     from safetensors.torch import load_file
     from transformers import AutoModel, AutoTokenizer
 
-    from codesearch.embed.registry import packaged_minilm_dir
+    from codesearch.embed.minilm.files import packaged_minilm_dir
 
     weights = load_file(str(out / "adapter_model.safetensors"))
     assert any("intermediate.dense.lora_B" in k for k in weights)

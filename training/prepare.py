@@ -105,7 +105,7 @@ def minilm_token_counter(folder: Path | None = None) -> Callable[[str], int]:
     from tokenizers import Tokenizer
     from transformers import AutoTokenizer
 
-    from codesearch.embed.registry import packaged_minilm_dir
+    from codesearch.embed.minilm.files import packaged_minilm_dir
 
     folder = folder or packaged_minilm_dir()
     if folder is None:
@@ -121,7 +121,7 @@ def chunker_fingerprint() -> str:
     """A hash of the chunker's source (``codesearch/chunk``), of this file and of the MiniLM
     tokenizer: the cached pairs are rebuilt when any of them changes."""
     from codesearch.chunk import CHUNKER_VERSION
-    from codesearch.embed.registry import packaged_minilm_dir
+    from codesearch.embed.minilm.files import packaged_minilm_dir
 
     h = hashlib.sha256(CHUNKER_VERSION.encode())
     h.update(Path(__file__).read_bytes())

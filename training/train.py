@@ -1,8 +1,8 @@
 """LoRA training of the CPU model (all-MiniLM-L6-v2) on the prepared pairs.
 
 The encoder is the one search uses: the packaged all-MiniLM-L6-v2, mean pooling over the
-attention mask, L2 normalisation (``codesearch/embed/minilm.py``); queries read at 32 tokens,
-passages at 128 (what the index embeds). LoRA (peft) on the attention (query, key, value,
+attention mask, L2 normalisation (``codesearch/embed/minilm/embedder.py``); queries read at 32
+tokens, passages at 128 (what the index embeds). LoRA (peft) on the attention (query, key, value,
 attention output) and feed-forward (intermediate, output) layers of every encoder block.
 
 Loss: InfoNCE of each query against every passage of the batch (its positive, the other
@@ -138,7 +138,7 @@ class Encoder(torch.nn.Module):
         return self.logit_scale.exp().clamp(1.0 / hi, 1.0 / lo)
 
     def encode(self, texts: Sequence[str], max_tokens: int) -> torch.Tensor:
-        """Mean-pooled, L2-normalised embeddings (as codesearch/embed/minilm.py)."""
+        """Mean-pooled, L2-normalised embeddings (as codesearch/embed/minilm/embedder.py)."""
         batch = self.tokenizer(
             list(texts),
             padding=True,
@@ -327,7 +327,7 @@ def versions() -> dict[str, str]:
 def train(args: argparse.Namespace) -> dict[str, Any]:
     t_start = time.time()
     deadline = t_start + args.max_minutes * 60.0
-    from codesearch.embed.registry import packaged_minilm_dir
+    from codesearch.embed.minilm.files import packaged_minilm_dir
 
     folder = Path(args.base) if args.base else packaged_minilm_dir()
     if folder is None:

@@ -39,11 +39,12 @@ def index_facts(index_path: Path) -> dict[str, Any]:
 
 
 def embedder_facts() -> list[dict[str, Any]]:
-    """Each remote embedding server in use: its URL (no secrets) and model, and its state: "up",
-    "failing", "down" (with the error and when the next try is) or "probing"."""
-    from codesearch.embed.remote import remote_status
+    """What the embedding backends in use report: each remote embedding server's URL (no
+    secrets) and model, and its state: "up", "failing", "down" (with the error and when the
+    next try is) or "probing"."""
+    from codesearch.embed import backend_status
 
-    return remote_status()
+    return backend_status()
 
 
 def rss_bytes() -> int:

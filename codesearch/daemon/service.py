@@ -11,7 +11,7 @@ that keeps every index fresh, and the query side that never waits for it.
   in-flight queries before each group: background indexing yields to queries.
 - On start every repository is integrity-checked and reconciled with the disk (size + mtime,
   then content hash), so changes made while the daemon was down are picked up.
-- A remote embedding server that is down (its circuit breaker open, see embed/remote_policy)
+- A remote embedding server that is down (its circuit breaker open, see embed/remote/policy.py)
   pauses indexing ("paused" in the status, with the reason) until the breaker lets a trial
   through; queries keep answering from what is indexed (keywords only while the question
   cannot be embedded). The unfinished work stays queued: nothing is lost or indexed twice.
@@ -35,8 +35,7 @@ from codesearch.daemon.protocol import SCHEMA_VERSION
 from codesearch.daemon.repo_state import Repo
 from codesearch.daemon.runtime import Runtime
 from codesearch.daemon.watcher import WHOLE_REPO, RepoWatcher
-from codesearch.embed.remote import RemoteUnavailable
-from codesearch.embed.remote_load import served_dim_conflict
+from codesearch.embed import EmbedderUnavailable
 from codesearch.engine import META_MODEL_SPEC, RepoSearch, locate_repo, prepare_writer
 from codesearch.index import Indexer
 from codesearch.paths import resolve_root
@@ -370,7 +369,7 @@ class Service:
                 self._update(repo, scopes, rebuild)
             except Cancelled:
                 return
-            except RemoteUnavailable as exc:  # the server is down: pause, resume when it is up
+            except EmbedderUnavailable as exc:  # the server is down: pause, resume when it is up
                 delay = max(OUTAGE_RETRY_MIN_S, exc.retry_in)
                 log.warning("%s: indexing paused (retrying in %.0f s): %s", repo.root, delay, exc)
                 with self._lock:
@@ -454,7 +453,7 @@ class Service:
             progress=lambda p: setattr(repo, "progress", p),
             before_embed=self._before_embed,
             # a remote backend gets enough chunks per call to keep all its requests in flight
-            embed_group=max(self.settings.batch_size, getattr(repo.embedder, "preferred_group", 0)),
+            embed_group=max(self.settings.batch_size, repo.embedder.preferred_group),
         )
         stats = indexer.run(scope)
         skipped = [s.path for s in stats.skipped if s.reason in SKIP_REASONS]
@@ -505,7 +504,7 @@ class Service:
         repo.writer = Store.open(repo.index_path, create=True)
         repo.writer_id = _file_id(repo.index_path)
         repo.embedder = prepare_writer(repo.root, repo.writer, self.settings)
-        conflict = served_dim_conflict(repo.writer.get_meta("model_id"), repo.embedder)
+        conflict = repo.embedder.dim_conflict(repo.writer.get_meta("model_id"))
         if conflict:  # never wipe an index because a server changed behind our back
             self._close_stores(repo)
             raise ModelMismatch(conflict)

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from codesearch.embed.jina_files import CONFIG, CheckpointFiles, unavailable
+from codesearch.embed.jina.files import CONFIG, CheckpointFiles, unavailable
 from codesearch.types import ModelUnavailable
 
 DEFAULT_TASKS = ("retrieval", "text-matching", "code")

@@ -1,15 +1,18 @@
-"""The registry's side of the remote backend: settings -> a RemoteEmbedder, what `codesearch
-models` shows about it, and the writer's check that a server did not change the vector size
-behind an index's back. See remote.py for the backend itself."""
+"""The registry entry of the remote backend (``remote`` / ``remote:NAME``): settings -> a
+RemoteEmbedder, what `codesearch models` shows about it (no network), and the state of the
+servers in use for `codesearch status`. See embedder.py for the backend itself."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from codesearch.embed.base import BackendInfo
-from codesearch.embed.remote import RemoteEmbedder
-from codesearch.embed.remote_http import Endpoint, Transport, display_url
+from codesearch.embed.backend import Backend, BackendInfo, LoadOptions, Target
+from codesearch.embed.base import Embedder
+from codesearch.embed.remote.embedder import RemoteEmbedder
+from codesearch.embed.remote.policy import breaker_snapshots
+from codesearch.embed.remote.transport import Endpoint, Transport, display_url
 from codesearch.types import BadInput, ModelUnavailable
 
 
@@ -64,21 +67,6 @@ def load_remote(
     )
 
 
-def served_dim_conflict(built: str | None, embedder: object) -> str:
-    """Why writing with ``embedder`` must not wipe the index that ``built`` (its recorded
-    model id): the same remote model, now served at a size nobody asked for. "" if none."""
-    if not built or not isinstance(embedder, RemoteEmbedder) or embedder._dim_source != "server":
-        return ""
-    name, _, dim = built.rpartition("@")
-    if name != f"remote:{embedder.model}" or dim == str(embedder.dim):
-        return ""
-    return (
-        f"embedding server {embedder.url} now serves {embedder.model} with {embedder.dim}-dim "
-        f"vectors, but the index holds {dim}-dim ones: serve the same size again, set embed_dim "
-        f"to {dim} if the server offers it, or rebuild with `codesearch index --rebuild`"
-    )
-
-
 def _served_hint(endpoint: Endpoint) -> str:
     try:
         answer = Transport(endpoint, 3.0).request("GET", "/models")
@@ -107,3 +95,21 @@ def remote_info(home: Path | None = None) -> BackendInfo:
         usable=bool(url),
         reason="" if url else "remote_url is not set",
     )
+
+
+def probe(name: str) -> Target | None:
+    return Target(name) if name == "remote" or name.startswith("remote:") else None
+
+
+def load(target: Target, options: LoadOptions) -> Embedder:
+    return load_remote(
+        target.label, batch_size=options.batch_size, dim=options.dim, home=options.home
+    )
+
+
+def status() -> list[dict[str, Any]]:
+    """Every remote server this process talks to, with its breaker's state."""
+    return breaker_snapshots()
+
+
+BACKEND = Backend(probe=probe, load=load, describe=remote_info, status=status)

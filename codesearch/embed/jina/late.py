@@ -20,26 +20,24 @@ A chunk no longer than ``overlap`` always fits whole in some window, with at lea
 ``overlap - len(chunk)`` tokens before it (or the whole file start).
 
 The plan (:func:`plan_late`) is pure Python; :func:`encode_late` runs it through the embedder's
-model, batching the windows of many files by the embedder's budget of padded tokens, with the
-same out-of-memory back-off as ``JinaV4Embedder._run``. torch is imported by this module.
+model (what it uses of the embedder is :class:`LateModel`, a small public part of it), batching
+the windows of many files by the embedder's budget of padded tokens, with the same
+out-of-memory back-off as its text batches. torch is imported by this module.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
+from tokenizers import Tokenizer
 
-from codesearch.embed.base import l2_normalise
+from codesearch.embed.base import LateFile
 from codesearch.types import BadInput, CodesearchError
-
-if TYPE_CHECKING:
-    from tokenizers import Tokenizer
-
-    from codesearch.embed.jina import JinaV4Embedder
 
 # Files up to this many tokens are encoded whole; longer ones in windows of this size.
 DEFAULT_LATE_WINDOW = 8192
@@ -47,6 +45,27 @@ DEFAULT_LATE_WINDOW = 8192
 DEFAULT_LATE_OVERLAP = 2048
 
 Span = tuple[int, int]
+
+
+class LateModel(Protocol):
+    """What late chunking uses of the jina-v4 embedder (its public part)."""
+
+    tokenizer: Tokenizer
+    full_dim: int
+    batch_tokens: int
+    late_window_tokens: int
+    late_overlap_tokens: int
+    device: torch.device
+
+    def prefix(self, task: str, query: bool) -> str: ...
+
+    def session(self, task: str) -> AbstractContextManager[None]: ...
+
+    def forward(self, rows: list[list[int]], width: int) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def lower_token_budget(self, rows: int, width: int) -> None: ...
+
+    def matryoshka(self, pooled: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -159,64 +178,49 @@ class _Row:
     pools: list[tuple[int, int, int]]  # (span index, first, end) positions in ``ids``
 
 
-def encode_late(
-    embedder: JinaV4Embedder,
-    files: Sequence[tuple[str, Sequence[Span]]],
-    task: str | None = None,
-) -> list[np.ndarray]:
+def encode_late(model: LateModel, files: Sequence[LateFile], task: str) -> list[np.ndarray]:
     """Per file an (n_spans, dim) float32 array, rows L2-normalised: late-chunked vectors.
 
-    ``files``: (text, character spans) pairs. The windows of all files are batched together
-    by ``embedder.batch_tokens`` (length-sorted); only windows that own a span are encoded.
+    ``files``: (text, character spans) pairs; ``task``: a checked task name. The windows of all
+    files are batched together by ``model.batch_tokens`` (length-sorted); only windows that own
+    a span are encoded.
     """
-    task = task or embedder.task
-    embedder._check_task(task)
-    prefix = embedder._prefix(task, False)
-    window = embedder.late_window_tokens
-    overlap = embedder.late_overlap_tokens
-    pooled = [np.zeros((len(spans), embedder.full_dim), dtype=np.float32) for _, spans in files]
+    prefix = model.prefix(task, False)
+    window, overlap = model.late_window_tokens, model.late_overlap_tokens
+    pooled = [np.zeros((len(spans), model.full_dim), dtype=np.float32) for _, spans in files]
     rows: list[_Row] = []
     for f, (text, spans) in enumerate(files):
         if not spans:
             continue
-        plan = plan_late(
-            embedder._tokenizer, prefix, str(text), spans, window=window, overlap=overlap
-        )
+        plan = plan_late(model.tokenizer, prefix, str(text), spans, window=window, overlap=overlap)
         pools: dict[int, list[tuple[int, int, int]]] = {}
         for i, w in enumerate(plan.owner):
             pools.setdefault(w, []).append((i, *plan.pooled(i)))
         rows.extend(_Row(f, w, plan.row(w), p) for w, p in sorted(pools.items()))
-    with embedder._lock, torch.inference_mode():
-        embedder._activate(task)
+    with model.session(task):
         order = sorted(range(len(rows)), key=lambda r: -len(rows[r].ids))
         start = 0
         while start < len(order):
             width = max(1, len(rows[order[start]].ids))
-            count = max(1, min(len(order) - start, embedder.batch_tokens // width))
+            count = max(1, min(len(order) - start, model.batch_tokens // width))
             batch = [rows[r] for r in order[start : start + count]]
             try:
-                hidden, _ = embedder._forward([row.ids for row in batch], width)
+                hidden, _ = model.forward([row.ids for row in batch], width)
             except torch.OutOfMemoryError:
                 hidden = None  # the traceback (and its activations) ends here
             if hidden is None:
                 if count <= 1:
                     raise CodesearchError(
-                        f"jina-v4: out of {embedder.device.type} memory on one late-chunking "
+                        f"jina-v4: out of {model.device.type} memory on one late-chunking "
                         f"window of {width} tokens; use a smaller window (with_late_window) or "
                         "turn late_chunking off"
                     )
-                embedder._shrink_budget(count, width)
+                model.lower_token_budget(count, width)
                 continue
             _pool(hidden, batch, pooled)
             del hidden
             start += count
-    out = []
-    for vectors in pooled:
-        full = l2_normalise(vectors)
-        out.append(
-            full if embedder.dim == embedder.full_dim else l2_normalise(full[:, : embedder.dim])
-        )
-    return out
+    return [model.matryoshka(vectors) for vectors in pooled]
 
 
 def _pool(hidden: torch.Tensor, batch: Sequence[_Row], pooled: list[np.ndarray]) -> None:

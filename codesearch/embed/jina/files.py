@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codesearch.embed import hf_cache
 from codesearch.types import ModelUnavailable
 
 HUB_ID = "jinaai/jina-embeddings-v4"
@@ -26,8 +26,6 @@ ADAPTER_CONFIG = "adapters/adapter_config.json"
 ADAPTER_WEIGHTS = "adapters/adapter_model.safetensors"
 TOKENIZER = "tokenizer.json"
 TOKENIZER_CONFIG = "tokenizer_config.json"
-
-_HF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def unavailable(folder: Path, name: str, problem: str) -> ModelUnavailable:
@@ -61,40 +59,23 @@ def resolve_source(
     path = Path(text).expanduser()
     if path.is_dir():
         return path.resolve(), path.resolve().name
-    if not _HF_ID.match(text) or path.exists():
+    if not hf_cache.is_repo_id(text) or path.exists():
         raise ModelUnavailable(
             f"jina-v4: {text!r} is neither a checkpoint folder nor a Hugging Face model id"
         )
+    folder = hf_cache.cached_snapshot(text, cache_dir)
+    if folder is not None:
+        return folder, text
+    if not allow_download or hf_cache.offline():
+        raise ModelUnavailable(
+            f"jina-v4: {text} is not in the local Hugging Face cache "
+            f"({cache_dir or hf_cache.hub_cache()}); download it where the hub is reachable "
+            "(huggingface-cli download ...) and pass the folder"
+        )
     try:
-        from huggingface_hub import snapshot_download
-    except ImportError as exc:  # pragma: no cover - huggingface_hub comes with transformers
-        raise ModelUnavailable("jina-v4: huggingface_hub is not installed") from exc
-    cache = _hub_cache(cache_dir)
-    try:
-        return Path(snapshot_download(text, cache_dir=cache, local_files_only=True)), text
-    except Exception as exc:
-        offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-        if not allow_download or offline:
-            raise ModelUnavailable(
-                f"jina-v4: {text} is not in the local Hugging Face cache"
-                f"{f' ({cache})' if cache else ''}; download it where the hub is reachable "
-                "(huggingface-cli download ...) and pass the folder"
-            ) from exc
-    try:
-        return Path(snapshot_download(text, cache_dir=cache)), text
+        return hf_cache.download(text, cache_dir), text
     except Exception as exc:
         raise ModelUnavailable(f"jina-v4: downloading {text} failed: {exc}") from exc
-
-
-def _hub_cache(cache_dir: str | os.PathLike[str] | None) -> str | None:
-    """The HF hub cache, read from the environment now (huggingface_hub reads it at import)."""
-    if cache_dir is not None:
-        return os.fspath(cache_dir)
-    if os.environ.get("HF_HUB_CACHE"):
-        return os.environ["HF_HUB_CACHE"]
-    if os.environ.get("HF_HOME"):
-        return os.path.join(os.environ["HF_HOME"], "hub")
-    return None
 
 
 # -- the files ------------------------------------------------------------------------------

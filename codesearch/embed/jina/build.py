@@ -2,8 +2,8 @@
 HF id) and ``random_jina_v4`` (the same model with random weights, for benchmarks).
 
 The device, dtype and attention implementation are chosen here; the checkpoint's pieces come
-from the loader's modules (see jina_load.py) and the embedder itself is jina.py's
-``JinaV4Embedder``. Both functions are re-exported by jina.py, their usual import path.
+from the loader's modules (see load.py) and the embedder itself is embedder.py's
+``JinaV4Embedder`` (this module imports it; it never imports this one).
 
 torch, transformers and peft are imported by this module: import it lazily.
 """
@@ -18,27 +18,16 @@ from typing import Any
 import torch
 from tokenizers import Tokenizer
 
-from codesearch.embed import jina
-from codesearch.embed.jina import (
-    CPU_NOTICE,
-    DEFAULT_MAX_TOKENS,
-    MODEL_MAX_TOKENS,
-    JinaV4Embedder,
-    _notify_once,
-    license_notice,
-)
-from codesearch.embed.jina_adapters import attach_adapters
-from codesearch.embed.jina_config import build_config, looks_like_real_weights
-from codesearch.embed.jina_files import TOKENIZER, inspect_folder, resolve_source, unavailable
-from codesearch.embed.jina_random import build_random
-from codesearch.embed.jina_vision import DEFAULT_IMAGE_BATCH_PIXELS, PUBLISHED_PREPROCESSOR
-from codesearch.embed.jina_weights import build_module, load_base_weights
+from codesearch.embed.backend import cpu_count
+from codesearch.embed.jina.adapters import attach_adapters
+from codesearch.embed.jina.config import JinaExtras, build_config, looks_like_real_weights
+from codesearch.embed.jina.embedder import DEFAULT_MAX_TOKENS, MODEL_MAX_TOKENS, JinaV4Embedder
+from codesearch.embed.jina.files import TOKENIZER, inspect_folder, resolve_source, unavailable
+from codesearch.embed.jina.notices import CPU_NOTICE, license_notice, notify_once
+from codesearch.embed.jina.random import build_random
+from codesearch.embed.jina.vision import DEFAULT_IMAGE_BATCH_PIXELS, PUBLISHED_PREPROCESSOR
+from codesearch.embed.jina.weights import build_module, load_base_weights
 from codesearch.types import BadInput
-
-
-def _cpu_count() -> int:
-    """jina._cpu_count, looked up at each call (so that replacing it there still counts)."""
-    return jina._cpu_count()
 
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:
@@ -75,6 +64,17 @@ def _attention(device: torch.device, dtype: torch.dtype) -> str:
     return "sdpa"
 
 
+def _checked(extras: JinaExtras, task: str, dim: int | None) -> int:
+    """The vector size to give (``dim``, default truncate_dim or the full size), checked
+    against the checkpoint like ``task``."""
+    if task not in extras.task_names:
+        raise BadInput(f"unknown jina-v4 task {task!r}: use one of {', '.join(extras.task_names)}")
+    chosen = dim if dim is not None else (extras.truncate_dim or extras.hidden_size)
+    if chosen not in extras.matryoshka_dims:
+        raise BadInput(f"jina-v4: dim {chosen} is not one of {list(extras.matryoshka_dims)}")
+    return int(chosen)
+
+
 def load_jina_v4(
     source: str | os.PathLike[str],
     *,
@@ -108,11 +108,7 @@ def load_jina_v4(
     dev = _resolve_device(device)
     torch_dtype = _resolve_dtype(dtype, dev)
     config, extras = build_config(files, attn_implementation or _attention(dev, torch_dtype))
-    if task not in extras.task_names:
-        raise BadInput(f"unknown jina-v4 task {task!r}: use one of {', '.join(extras.task_names)}")
-    chosen = dim if dim is not None else (extras.truncate_dim or extras.hidden_size)
-    if chosen not in extras.matryoshka_dims:
-        raise BadInput(f"jina-v4: dim {chosen} is not one of {list(extras.matryoshka_dims)}")
+    chosen = _checked(extras, task, dim)
     try:
         tokenizer = Tokenizer.from_file(str(files.path(TOKENIZER)))
     except Exception as exc:
@@ -123,8 +119,8 @@ def load_jina_v4(
     if looks_like_real_weights(extras, name):
         license_notice(notice, license_marker_dir)
     if dev.type == "cpu":
-        torch.set_num_threads(threads or _cpu_count())
-        _notify_once("cpu", CPU_NOTICE, notice)
+        torch.set_num_threads(threads or cpu_count())
+        notify_once("cpu", CPU_NOTICE, notice)
 
     module = build_module(files, config, extras)
     load_base_weights(module, files, torch_dtype, dev)
@@ -139,7 +135,7 @@ def load_jina_v4(
         name=name,
         device=dev,
         dtype=torch_dtype,
-        dim=int(chosen),
+        dim=chosen,
         max_tokens=max(1, min(int(max_tokens), MODEL_MAX_TOKENS)),
         batch_tokens=batch_tokens,
         task=task,
@@ -168,7 +164,7 @@ def random_jina_v4(
     """The jina-v4 embedder of ``config`` (a config.json dict) with random weights.
 
     For benchmarks without the published weights: the module tree, the adapters and the encode
-    path are the loader's (jina_random.build_random), so the compute is the real one. The weights
+    path are the loader's (random.build_random), so the compute is the real one. The weights
     are made on ``device``. ``tokenizer`` must know ``<|endoftext|>`` (the pad token), and the
     image prompt's special tokens for ``embed_images``; ``preprocessor_config`` defaults to the
     published image processor's fields.
@@ -183,11 +179,7 @@ def random_jina_v4(
         attn_implementation=attn_implementation or _attention(dev, torch_dtype),
         seed=seed,
     )
-    if task not in extras.task_names:
-        raise BadInput(f"unknown jina-v4 task {task!r}: use one of {', '.join(extras.task_names)}")
-    chosen = dim if dim is not None else (extras.truncate_dim or extras.hidden_size)
-    if chosen not in extras.matryoshka_dims:
-        raise BadInput(f"jina-v4: dim {chosen} is not one of {list(extras.matryoshka_dims)}")
+    chosen = _checked(extras, task, dim)
     return JinaV4Embedder(
         files=files,
         extras=extras,
@@ -196,7 +188,7 @@ def random_jina_v4(
         name="random",
         device=dev,
         dtype=torch_dtype,
-        dim=int(chosen),
+        dim=chosen,
         max_tokens=max(1, min(int(max_tokens), MODEL_MAX_TOKENS)),
         batch_tokens=batch_tokens or (16384 if dev.type == "cuda" else 4096),
         task=task,

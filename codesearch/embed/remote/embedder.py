@@ -1,6 +1,6 @@
 """The remote backend: an OpenAI-compatible ``/embeddings`` server (vLLM, text-embeddings-
-inference, infinity, OpenAI itself) behind the Embedder protocol. Standard library only; the
-HTTP in remote_http, retries and the breaker in remote_policy, settings in remote_load.
+inference, infinity, OpenAI itself) behind the Embedder base class. Standard library only; the
+HTTP in transport.py, retries and the breaker in policy.py, settings in backend.py.
 
 Names: ``remote`` (the model in the ``remote_model`` setting) or ``remote:NAME``. The server's
 base URL comes from ``remote_url`` / ``CODESEARCH_REMOTE_URL``; the API key only from the
@@ -18,7 +18,7 @@ URL), so moving the server elsewhere keeps the index.
   server's advertised or enforced limit: TEI's ``max_client_batch_size``, an HTTP 413),
   ``remote_concurrency`` requests in flight, float32 vectors as base64 when the server offers
   it.
-- Manners: see remote_policy (retries with back-off and jitter, Retry-After, the breaker).
+- Manners: see policy.py (retries with back-off and jitter, Retry-After, the breaker).
   Vectors of the batches that did succeed are kept (a bounded cache), so after an outage the
   retry sends only what is still missing: nothing is embedded twice.
 """
@@ -38,20 +38,19 @@ from typing import Any
 
 import numpy as np
 
-from codesearch.embed.base import l2_normalise
-from codesearch.embed.remote_http import Endpoint, HttpFailure, Transport
-from codesearch.embed.remote_policy import (
+from codesearch.embed.base import Embedder, EmbedderUnavailable, l2_normalise
+from codesearch.embed.remote.policy import (
     RETRY_AFTER_MAX_S,
     BreakerOpen,
     backoff_delay,
     breaker_for,
-    breaker_snapshots,
 )
+from codesearch.embed.remote.transport import Endpoint, HttpFailure, Transport
 from codesearch.types import BadInput, ModelMismatch, ModelUnavailable
 
 log = logging.getLogger("codesearch.embed.remote")
 
-QUERY_PREFIX, PASSAGE_PREFIX = "Query: ", "Passage: "  # as codesearch.embed.jina
+QUERY_PREFIX, PASSAGE_PREFIX = "Query: ", "Passage: "  # as the local jina-v4 backend
 JINA_MAX_TOKENS = 1024  # chunk size for jina-v4, as the local backend
 DEFAULT_MAX_TOKENS = 256  # chunk size for other models (and at most half a server's window)
 QUERY_RETRIES = 1  # a question waits for one retry at most, then falls back to keywords
@@ -62,25 +61,16 @@ _BATCH_LIMIT = re.compile(r"batch|at most \d+ items|too many (inputs|items)", re
 _JINA = re.compile(r"jina-(embeddings-)?v4", re.I)
 
 
-class RemoteUnavailable(ModelUnavailable):
+class RemoteUnavailable(EmbedderUnavailable):
     """The embedding server is down, overloaded or unreachable: a pause, not a failure.
     ``retry_in``: when it is worth trying again (seconds)."""
-
-    def __init__(self, message: str, retry_in: float = 0.0) -> None:
-        super().__init__(message)
-        self.retry_in = retry_in
 
 
 def is_jina_v4(model: str) -> bool:
     return bool(_JINA.search(model))
 
 
-def remote_status() -> list[dict[str, Any]]:
-    """Every remote server this process talks to, with its breaker's state (for status)."""
-    return breaker_snapshots()
-
-
-class RemoteEmbedder:
+class RemoteEmbedder(Embedder):
     """Embeddings from an OpenAI-compatible server. Thread-safe."""
 
     def __init__(
@@ -140,17 +130,30 @@ class RemoteEmbedder:
     def __repr__(self) -> str:
         return f"RemoteEmbedder({self.url!r}, {self.model!r}, dim={getattr(self, 'dim', None)})"
 
-    # -- the Embedder protocol --------------------------------------------------------------
+    # -- the Embedder core ------------------------------------------------------------------
 
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+    def embed_batch(self, texts: Sequence[str], *, query: bool, task: str | None) -> np.ndarray:
+        if query:
+            return self._embed([QUERY_PREFIX * self.jina + str(t) for t in texts], query=True)
         prefix = (QUERY_PREFIX if "text-matching" in self.model else PASSAGE_PREFIX) * self.jina
         return self._embed([prefix + str(t) for t in texts], query=False)
 
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._embed([QUERY_PREFIX * self.jina + str(t) for t in texts], query=True)
-
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
+
+    def dim_conflict(self, built_model_id: str | None) -> str:
+        """The index ``built_model_id`` holds this same remote model at another size, and
+        nobody asked for this one: the server changed behind the index's back."""
+        if not built_model_id or self._dim_source != "server":
+            return ""
+        name, _, dim = built_model_id.rpartition("@")
+        if name != f"remote:{self.model}" or dim == str(self.dim):
+            return ""
+        return (
+            f"embedding server {self.url} now serves {self.model} with {self.dim}-dim vectors, "
+            f"but the index holds {dim}-dim ones: serve the same size again, set embed_dim to "
+            f"{dim} if the server offers it, or rebuild with `codesearch index --rebuild`"
+        )
 
     def close(self) -> None:
         with self._lock:

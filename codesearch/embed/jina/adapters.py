@@ -13,15 +13,15 @@ from typing import Any
 
 import torch
 
-from codesearch.embed.jina_config import quiet_transformers
-from codesearch.embed.jina_files import (
+from codesearch.embed.jina.config import quiet_transformers
+from codesearch.embed.jina.files import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
     CheckpointFiles,
     few,
     unavailable,
 )
-from codesearch.embed.jina_weights import JinaV4Module, open_safetensors
+from codesearch.embed.jina.weights import JinaV4Module, open_safetensors
 
 _LORA_KEY = re.compile(
     r"^base_model\.model\.(?P<module>.+)\.lora_(?P<ab>[AB])\.(?P<task>[^.]+)\.weight$"

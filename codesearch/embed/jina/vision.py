@@ -10,17 +10,23 @@ torchvision), with min_pixels from the checkpoint and max_pixels from the embedd
 
 ``ImagePipeline`` does everything but the forward pass: sizes (without resizing anything),
 batches by a pixel budget, pixel values, prompt ids and the pooled span of each row.
-Pillow and transformers are imported when a pipeline is made; no torch at import time.
+:func:`encode_images` runs pictures through the embedder (what it uses of it is
+:class:`ImageModel`): batches from size-sorted images by a budget of processed pixels
+(``image_batch_pixels``), halved on out-of-memory like the token budget.
+Pillow and transformers are imported when a pipeline is made; torch when images are encoded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from codesearch.embed.jina_files import TOKENIZER, read_json, unavailable
+import numpy as np
+
+from codesearch.embed.jina.files import TOKENIZER, read_json, unavailable
 from codesearch.types import BadInput, ModelUnavailable
 
 if TYPE_CHECKING:
@@ -230,3 +236,50 @@ def as_rgb(image: object, index: int) -> Image.Image:
     rgba = image.convert("RGBA")
     background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+class ImageModel(Protocol):
+    """What image embedding uses of the jina-v4 embedder (its public part)."""
+
+    full_dim: int
+    image_batch_pixels: int
+
+    def vision(self) -> ImagePipeline: ...
+
+    def session(self, task: str) -> AbstractContextManager[None]: ...
+
+    def forward_images(self, vision: ImagePipeline, images: list[Image.Image]) -> np.ndarray: ...
+
+    def lower_image_budget(self, pixels: list[int]) -> None: ...
+
+    def matryoshka(self, pooled: np.ndarray) -> np.ndarray: ...
+
+
+def encode_images(model: ImageModel, images: Sequence[Image.Image], task: str) -> np.ndarray:
+    """(n, dim) float32, L2-normalised, in the space of the documents of ``task`` (checked).
+
+    Any PIL mode is accepted (converted to RGB, transparency onto white); each image is resized
+    by the checkpoint's image processor within the model's ``max_image_pixels``.
+    """
+    import torch
+
+    vision = model.vision()
+    rgb = [as_rgb(image, i) for i, image in enumerate(images)]
+    pixels = [h * w for h, w in (vision.resized(image) for image in rgb)]
+    pooled = np.zeros((len(rgb), model.full_dim), dtype=np.float32)
+    order = sorted(range(len(rgb)), key=lambda i: -pixels[i])  # similar lengths together
+    with model.session(task):
+        start = 0
+        while start < len(order):
+            rows = take_batch([pixels[i] for i in order[start:]], model.image_batch_pixels)
+            idx = order[start : start + rows]
+            try:
+                vectors = model.forward_images(vision, [rgb[i] for i in idx])
+            except torch.OutOfMemoryError:
+                vectors = None  # the traceback (and its activations) ends here
+            if vectors is None:
+                model.lower_image_budget([pixels[i] for i in idx])
+                continue
+            pooled[idx] = vectors
+            start += rows
+    return model.matryoshka(pooled)

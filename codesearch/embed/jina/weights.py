@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from codesearch.embed.jina_config import JinaExtras, quiet_transformers
-from codesearch.embed.jina_files import (
+from codesearch.embed.jina.config import JinaExtras, quiet_transformers
+from codesearch.embed.jina.files import (
     CONFIG,
     INDEX,
     SINGLE,

@@ -10,8 +10,6 @@ registry, when a backend is actually loaded).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,16 +31,9 @@ from tokenizers import Tokenizer
 from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from codesearch.embed.base import l2_normalise
-
-_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+from codesearch.embed.backend import cpu_count, json_object
+from codesearch.embed.base import Embedder, l2_normalise
+from codesearch.embed.minilm.files import folder_model_id
 
 
 def cpu_has_native_bf16() -> bool:
@@ -58,24 +49,6 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def folder_model_id(folder: Path, name: str | None = None) -> str:
-    """The id of a local folder: hf:<name or folder name>@<short hash of config + weights size>."""
-    h = hashlib.sha256((folder / "config.json").read_bytes())
-    for weights_name in _WEIGHT_FILES:
-        weights = folder / weights_name
-        if weights.is_file():
-            h.update(f"{weights_name}:{weights.stat().st_size}".encode())
-    return f"hf:{name or folder.name}@{h.hexdigest()[:10]}"
-
-
 def merge_adapter(model: Any, adapter: Path) -> Any:
     """``model`` with the peft LoRA adapter in ``adapter`` merged into its weights: a plain
     model again, as fast as the base."""
@@ -88,17 +61,9 @@ def merge_adapter(model: Any, adapter: Path) -> Any:
         return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
 
 
-def adapter_id(adapter: Path) -> str:
-    """A short id of an adapter's weights: a retrained adapter gets a new one (and the index
-    built with the old one is rebuilt)."""
-    h = hashlib.sha256()
-    for name in ("adapter_config.json", "adapter_model.safetensors"):
-        h.update((adapter / name).read_bytes())
-    return h.hexdigest()[:10]
-
-
-class TransformersEmbedder:
-    """Sentence embeddings from a local BERT-like sentence-transformers folder."""
+class TransformersEmbedder(Embedder):
+    """Sentence embeddings from a local BERT-like sentence-transformers folder (no tasks, one
+    dim, text only)."""
 
     def __init__(
         self,
@@ -120,7 +85,7 @@ class TransformersEmbedder:
         self.sort_by_length = sort_by_length
         self.device = torch.device(device or "cpu")
         if self.device.type == "cpu":
-            torch.set_num_threads(_cpu_count())
+            torch.set_num_threads(cpu_count())
         # bf16 autocast: about 2x faster on CPUs with native bf16, cosine vs fp32 > 0.9999
         # (measured on code snippets); elsewhere (or on request) plain fp32.
         if precision == "auto":
@@ -160,7 +125,7 @@ class TransformersEmbedder:
         self.model.to(self.device)
         self.dim = int(self.model.config.hidden_size)
 
-        st_config = _read_json(self.folder / "sentence_bert_config.json")
+        st_config = json_object(self.folder / "sentence_bert_config.json")
         max_len = st_config.get("max_seq_length")
         if not isinstance(max_len, int) or max_len <= 0:
             candidates = [
@@ -174,16 +139,13 @@ class TransformersEmbedder:
         self.max_tokens = min(int(max_len), max_tokens) if max_tokens else int(max_len)
         self._tokenizer.enable_truncation(max_length=self.max_tokens)
 
-        pooling = _read_json(self.folder / "1_Pooling" / "config.json")
+        pooling = json_object(self.folder / "1_Pooling" / "config.json")
         self.pooling = "cls" if pooling.get("pooling_mode_cls_token") else "mean"
         self._uses_token_types = bool(getattr(self.model.config, "type_vocab_size", 0))
 
-    # -- the Embedder protocol ------------------------------------------------------------
+    # -- the Embedder core ------------------------------------------------------------------
 
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return self._embed(texts)
-
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+    def embed_batch(self, texts: Sequence[str], *, query: bool, task: str | None) -> np.ndarray:
         return self._embed(texts)  # MiniLM uses no query prefix
 
     def count_tokens(self, text: str) -> int:
@@ -193,8 +155,6 @@ class TransformersEmbedder:
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
         n = len(texts)
-        if n == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
         encodings = self._tokenizer.encode_batch([str(t) for t in texts])
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=n)
         # Longest first, so batches hold similar lengths and pad little.

@@ -17,10 +17,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from codesearch.embed.jina_adapters import attach_adapters
-from codesearch.embed.jina_config import JinaExtras, build_config
-from codesearch.embed.jina_files import CheckpointFiles
-from codesearch.embed.jina_weights import JinaV4Module, build_module
+from codesearch.embed.jina.adapters import attach_adapters
+from codesearch.embed.jina.config import JinaExtras, build_config
+from codesearch.embed.jina.files import CheckpointFiles
+from codesearch.embed.jina.weights import JinaV4Module, build_module
 
 # Qwen2's special tokens, in id order from QWEN_FIRST_SPECIAL_ID (the BPE vocabulary ends
 # there): what a tokenizer built in code needs to match the real ids (tests, benchmarks).

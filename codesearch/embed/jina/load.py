@@ -8,13 +8,13 @@ a module tree (``.model`` + ``.multi_vector_projector``) whose parameter names m
 
 The work is done by one module per step, whose names are re-exported here:
 
-- jina_files: where the checkpoint is and which files it holds (``resolve_source``,
+- files.py: where the checkpoint is and which files it holds (``resolve_source``,
   ``inspect_folder``, ``CheckpointFiles``, ``unavailable``);
-- jina_config: the Qwen2.5-VL config and the Jina extras (``build_config``, ``JinaExtras``);
-- jina_weights: the module tree and its base weights (``build_module``, ``load_base_weights``,
+- config.py: the Qwen2.5-VL config and the Jina extras (``build_config``, ``JinaExtras``);
+- weights.py: the module tree and its base weights (``build_module``, ``load_base_weights``,
   ``remap_key``);
-- jina_adapters: the task LoRA adapters (``attach_adapters``);
-- jina_random: the same model with random weights, for benchmarks (``build_random``).
+- adapters.py: the task LoRA adapters (``attach_adapters``);
+- random.py: the same model with random weights, for benchmarks (``build_random``).
 
 Every problem with the folder is a ``ModelUnavailable`` with one line that names the file.
 torch, transformers and peft are imported by this module: import it lazily.
@@ -22,14 +22,14 @@ torch, transformers and peft are imported by this module: import it lazily.
 
 from __future__ import annotations
 
-from codesearch.embed.jina_adapters import attach_adapters
-from codesearch.embed.jina_config import (
+from codesearch.embed.jina.adapters import attach_adapters
+from codesearch.embed.jina.config import (
     DEFAULT_TASKS,
     JinaExtras,
     build_config,
     looks_like_real_weights,
 )
-from codesearch.embed.jina_files import (
+from codesearch.embed.jina.files import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
     CONFIG,
@@ -44,8 +44,8 @@ from codesearch.embed.jina_files import (
     resolve_source,
     unavailable,
 )
-from codesearch.embed.jina_random import LORA_TARGETS, RandomCheckpoint, build_random
-from codesearch.embed.jina_weights import (
+from codesearch.embed.jina.random import LORA_TARGETS, RandomCheckpoint, build_random
+from codesearch.embed.jina.weights import (
     JinaV4Module,
     build_module,
     load_base_weights,
