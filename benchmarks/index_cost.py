@@ -13,8 +13,8 @@ splits them into:
 - metadata: the rest of `chunks` (path, lines, names, keys) and every other table and index.
 
 The vector part is then re-estimated for 384, 1024 and 2048 dims at one byte per dimension plus
-the per-vector overhead measured here, so a user can predict the size of an index for each
-model: bytes = chunks x (vector(dims) + text + fts + metadata).
+vec0's per-vector bookkeeping, so a user can predict the size of an index for each model:
+bytes = chunks x (vector(dims) + text + fts + metadata).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+VEC0_PER_VECTOR = 8.125  # rowid and validity bit per vector in a vec0 block
 
 
 def measure(index: Path) -> dict[str, Any]:
@@ -68,10 +70,13 @@ def measure(index: Path) -> dict[str, Any]:
     per_chunk = {k: round(v / n, 1) for k, v in parts.items()}
     dims = int(dim)
     bytes_per_dim = 4 if fmt == "float32" else 1
-    overhead = per_chunk["vector"] * n / max(int(vectors), 1) - dims * bytes_per_dim
+    # vec0 keeps vectors in blocks of 1,024 slots (a blob per block, 8-byte rowids, a validity
+    # bit each): at scale a vector costs its bytes plus ~8; a small index carries a block's
+    # empty slots, so the measured part above is larger than the prediction below
     share = int(vectors) / n  # vectors per chunk (identical chunks share one)
     rest = per_chunk["text"] + per_chunk["fts"] + per_chunk["metadata"]
-    model = {str(d): round((d + max(overhead, 0.0)) * share + rest, 1) for d in (384, 1024, 2048)}
+    model = {str(d): round((d + VEC0_PER_VECTOR) * share + rest, 1) for d in (384, 1024, 2048)}
+    overhead = per_chunk["vector"] * n / max(int(vectors), 1) - dims * bytes_per_dim
     return {
         "index": str(index),
         "chunks": int(chunks),
