@@ -35,6 +35,7 @@ from codesearch.index import Indexer, char_spans, late_vector_key  # noqa: E402
 from codesearch.search import Searcher, SearchOptions  # noqa: E402
 from codesearch.store import Store  # noqa: E402
 from codesearch.store.base import VEC_TABLE  # noqa: E402
+from codesearch.store.quant import quantise  # noqa: E402
 from codesearch.types import IMAGE_TASK, BadInput, Chunk, CodesearchError, FileState  # noqa: E402
 
 PY = '''import os
@@ -242,7 +243,7 @@ def _settings(late: bool) -> Settings:
 
 def _rows(store: Store) -> list[dict[str, Any]]:
     sql = (
-        f"SELECT c.path, c.start_line, c.end_line, c.hash, c.vector_id, v.task, e.embedding "
+        f"SELECT c.path, c.start_line, c.end_line, v.hash, c.vector_id, v.task, e.embedding "
         f"FROM chunks c JOIN vectors v ON v.id = c.vector_id JOIN {VEC_TABLE} e "
         "ON e.rowid = c.vector_id ORDER BY c.path, c.start_line"
     )
@@ -250,7 +251,7 @@ def _rows(store: Store) -> list[dict[str, Any]]:
     out = []
     for row in store._conn.execute(sql):
         item = dict(zip(keys, row, strict=True))
-        item["vector"] = np.frombuffer(item["vector"], dtype=np.float32)
+        item["vector"] = np.frombuffer(item["vector"], dtype=np.int8).astype(np.float32)
         out.append(item)
     return out
 
@@ -304,7 +305,8 @@ def test_indexing_pools_each_chunk_from_its_file(
         spans = char_spans(text, chunks[path])
         want = emb.embed_late(text, spans, task=task)
         got = np.stack([row["vector"] for row in by_path[path]])
-        np.testing.assert_allclose(got, want, atol=1e-5)
+        # stored as int8 codes (store/quant.py): the same codes, up to one rounding step
+        np.testing.assert_allclose(got, quantise(np.asarray(want)), atol=1)
         for row, chunk in zip(by_path[path], chunks[path], strict=True):
             digest = _file_hash(root / path)
             assert row["task"] == task and row["key"].startswith(f"{task}:late")

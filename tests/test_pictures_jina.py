@@ -24,6 +24,7 @@ from codesearch.engine import index_status  # noqa: E402
 from codesearch.index import Indexer  # noqa: E402
 from codesearch.search import Searcher, SearchOptions  # noqa: E402
 from codesearch.store import Store  # noqa: E402
+from codesearch.store.quant import quantise  # noqa: E402
 from codesearch.types import IMAGE_TASK, Filters, IndexStats  # noqa: E402
 
 
@@ -65,8 +66,8 @@ def test_pictures_are_embedded_from_their_pixels(tmp_path: Path, jina: JinaV4Emb
             "WHERE x.hash = ?",
             (key,),
         ).fetchone()
-        vector = np.frombuffer(stored, dtype=np.float32)
-        np.testing.assert_allclose(vector, expected, atol=1e-5)
+        codes = np.frombuffer(stored, dtype=np.int8)  # int8 storage: store/quant.py
+        np.testing.assert_allclose(codes, quantise(expected), atol=1)
     status = index_status(root, settings)
     assert (status.pictures, status.pictures_waiting) == (6, 0)
 

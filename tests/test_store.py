@@ -12,6 +12,7 @@ import pytest
 import sqlean
 
 from codesearch.store import SCHEMA_VERSION, Store, StoredChunk
+from codesearch.store.quant import quantise
 from codesearch.types import (
     Chunk,
     CodesearchError,
@@ -24,6 +25,9 @@ from codesearch.types import (
 )
 
 DIM = 8
+# Vectors are stored as int8 (store/quant.py): at 8 dims a stored vector's distance from the
+# float one it was made of is up to about 1e-3.
+STORED = 2e-3
 
 
 def unit(rng: np.random.Generator, dim: int = DIM) -> np.ndarray:
@@ -321,7 +325,7 @@ def test_vectors_shared_by_content_hash(store: Store, rng: np.random.Generator) 
     assert {cid for cid, _ in hits} == {
         s.id for s in store.chunks(range(1, 10)).values() if s.chunk.name == "helper"
     }
-    assert hits[0][1] == pytest.approx(0.0, abs=1e-5) and hits[1][1] == hits[0][1]
+    assert hits[0][1] == pytest.approx(0.0, abs=STORED) and hits[1][1] == hits[0][1]
 
 
 def test_prune_orphans_keeps_most_recently_used(store: Store, rng: np.random.Generator) -> None:
@@ -380,7 +384,7 @@ def test_knn_nearest_first(store: Store, rng: np.random.Generator) -> None:
     assert all_chunks[hits[0][0]].chunk.name == "f2_5"  # the 18th chunk inserted
     assert [d for _, d in hits] == sorted(d for _, d in hits)
     expected = sorted(1 - float(np.dot(v, query) / np.linalg.norm(query)) for v in vectors)[:5]
-    assert [d for _, d in hits] == pytest.approx(expected, abs=1e-5)
+    assert [d for _, d in hits] == pytest.approx(expected, abs=STORED)
     assert store.knn(query, 0) == []
     with pytest.raises(ValueError):
         store.knn(np.ones(DIM + 1), 3)
@@ -429,7 +433,8 @@ def test_knn_exact_fallback_when_filters_leave_too_few(
     query = vectors[0]
     store.replace_file(state("vendor/x.go"), rare, {rare[0].content_hash: -query})
     nearest = store._conn.execute(
-        "SELECT rowid FROM vec_chunks WHERE embedding MATCH ? AND k = 20", (query.tobytes(),)
+        "SELECT rowid FROM vec_chunks WHERE embedding MATCH vec_int8(?) AND k = 20",
+        (quantise(query).tobytes(),),
     ).fetchall()
     assert store.stats()["vectors"] not in {r[0] for r in nearest}  # the rare vector's id
     for filters in (
@@ -440,7 +445,7 @@ def test_knn_exact_fallback_when_filters_leave_too_few(
         hits = store.knn(query, 1, filters)
         assert len(hits) == 1
         assert store.chunks([hits[0][0]])[hits[0][0]].chunk.name == "Rare"
-        assert hits[0][1] == pytest.approx(2.0, abs=1e-5)
+        assert hits[0][1] == pytest.approx(2.0, abs=STORED)
     assert len(store.knn(query, 10, Filters(path_globs=("vendor/",)))) == 1
     assert store.knn(query, 3, Filters(languages=("cobol",))) == []
     assert store.knn(query, 3, Filters(path_globs=("nowhere/",))) == []
@@ -591,7 +596,7 @@ def test_vector_cache_gives_vec0_results(store: Store, rng: np.random.Generator)
         with pytest.raises(ValueError):
             cached.knn(np.ones(DIM + 1), 3)
         near = cached.knn(vectors[0], 2)  # the vector shared by two chunks: both, tied
-        assert near[0][1] == pytest.approx(0.0, abs=1e-5) and near[1][1] == near[0][1]
+        assert near[0][1] == pytest.approx(0.0, abs=STORED) and near[1][1] == near[0][1]
 
 
 def test_vector_cache_follows_another_connection(store: Store, rng: np.random.Generator) -> None:
@@ -700,7 +705,7 @@ def test_check_is_empty_when_healthy(
             ["chunks point to no row of vec_chunks", "vectors rows have no row in vec_chunks"],
         ),
         (
-            ["INSERT INTO vec_chunks(rowid, embedding) VALUES (999, zeroblob(32))"],
+            ["INSERT INTO vec_chunks(rowid, embedding) VALUES (999, vec_int8(zeroblob(8)))"],
             ["1 rows of vec_chunks have no vectors row (ids 999)"],
         ),
         (["DELETE FROM chunks_fts WHERE rowid = 2"], ["1 chunks are missing from the full-text"]),

@@ -25,6 +25,8 @@ from codesearch.index import Indexer
 from codesearch.search import Fusion, Searcher, SearchOptions, late_interaction
 from codesearch.store import SCHEMA_VERSION, Store
 from codesearch.store.migrations import MIGRATIONS
+from codesearch.store.quant import quantise
+from codesearch.store.sql import unpack_body
 from codesearch.types import BadInput, Chunk, FileState, Filters
 
 TASKS = ("retrieval", "text-matching", "code")
@@ -95,6 +97,10 @@ def _store(path: Path, chunks: Sequence[Chunk], emb: Any, **open_kw: Any) -> Sto
             vectors[c.vector_key(task)] = one[0]
         store.replace_file(FileState(file, 1, 1, file), items, vectors, tasks)
     return store
+
+
+# a stored vector's distance from the float one it was made of (int8 storage, store/quant.py)
+STORED = 2e-3
 
 
 def _run(root: Path, emb: Any):
@@ -196,10 +202,11 @@ def test_same_text_under_two_tasks_gets_two_vectors(tmp_path: Path) -> None:
         assert found(va, "text-matching") == set() and found(va, "") == set()
         assert found(va, None) == {"a.py", "b.md", "c.py", "d.txt"}
         assert store.check() == []
-        # a chunk pointing at another task's vector is damage that check() names
-        store._conn.execute("UPDATE chunks SET vector_id = 2 WHERE path = 'a.py'")
-        assert any("another key" in p for p in store.check())
-        store._conn.execute("UPDATE chunks SET vector_id = 1 WHERE path = 'a.py'")
+        # chunks pointing at the vector of another text are damage that check() names
+        key = a.vector_key("code")
+        store._conn.execute("UPDATE vectors SET hash = 'code:' || ? WHERE id = 1", ("f" * 64,))
+        assert any("2 chunks point to the vector of another key" in p for p in store.check())
+        store._conn.execute("UPDATE vectors SET hash = ? WHERE id = 1", (key,))
         store._conn.execute("UPDATE vectors SET task = 'text-matching' WHERE id = 2")
         assert [p for p in store.check() if "task" in p] == [
             "1 vectors rows have a task that does not match their key (ids 2)"
@@ -227,9 +234,49 @@ def _downgrade_to_schema_1(path: Path) -> None:
     conn.close()
 
 
+def _downgrade_to_schema_4(path: Path) -> None:
+    """Turn an index into what codesearch wrote before migration 5: float32 vectors (here the
+    stored int8 ones, as unit vectors: storing them again gives the same codes), each chunk's
+    text and header as plain columns, and its vector's key repeated in ``chunks.hash``."""
+    conn = sqlean.connect(str(path), isolation_level=None)
+    conn.enable_load_extension(True)
+    sqlite_vec.load(conn)
+    if conn.execute("PRAGMA user_version").fetchone()[0] >= 5:
+        rows = conn.execute("SELECT rowid, embedding FROM vec_chunks").fetchall()
+        dim = int(conn.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()[0])
+        conn.execute("DROP TABLE vec_chunks")
+        conn.execute(
+            f"CREATE VIRTUAL TABLE vec_chunks USING vec0(embedding float[{dim}] "
+            "distance_metric=cosine)"
+        )
+        for rowid, blob in rows:
+            codes = np.frombuffer(blob, dtype=np.int8).astype(np.float32)
+            vector = codes / max(float(np.linalg.norm(codes)), 1e-9)
+            conn.execute(
+                "INSERT INTO vec_chunks(rowid, embedding) VALUES (?, ?)",
+                (rowid, vector.astype(np.float32).tobytes()),
+            )
+        for name in ("text", "header", "hash"):
+            conn.execute(f"ALTER TABLE chunks ADD COLUMN {name} TEXT NOT NULL DEFAULT ''")
+        rows = conn.execute(
+            "SELECT c.id, c.body, v.hash FROM chunks c JOIN vectors v ON v.id = c.vector_id"
+        ).fetchall()
+        for cid, body, key in rows:
+            header, text = unpack_body(body)
+            conn.execute(
+                "UPDATE chunks SET text = ?, header = ?, hash = ? WHERE id = ?",
+                (text, header, key, cid),
+            )
+        conn.execute("CREATE INDEX chunks_hash ON chunks(hash)")
+        conn.execute("ALTER TABLE chunks DROP COLUMN body")
+        conn.execute("PRAGMA user_version = 4")
+    conn.close()
+
+
 def _downgrade_to_schema_3(path: Path) -> None:
     """Turn an index into what codesearch wrote before migration 4 (definition ranges) and
     chunker version 3."""
+    _downgrade_to_schema_4(path)
     conn = sqlean.connect(str(path), isolation_level=None)
     conn.enable_load_extension(True)
     sqlite_vec.load(conn)
@@ -252,6 +299,31 @@ def _downgrade_to_schema_2(path: Path) -> None:
         conn.execute("ALTER TABLE chunks DROP COLUMN media")
         conn.execute("PRAGMA user_version = 2")
     conn.close()
+
+
+def test_migration_5_makes_an_old_index_lean_without_embedding(demo_repo: Path) -> None:
+    plain = FakeEmbedder()
+    queries = ["retry with backoff", "price cache", "Demo shop running"]
+    path = load_settings().index_path(demo_repo)
+    first = _run(demo_repo, plain)
+    with Store.open(path) as store:
+        before = Searcher(store, plain).search_many(queries)
+        codes = store._conn.execute("SELECT rowid, embedding FROM vec_chunks").fetchall()
+    _downgrade_to_schema_4(path)
+    conn = sqlean.connect(str(path), isolation_level=None)
+    conn.execute("VACUUM")  # as an old release left it: float32 vectors, no free pages
+    conn.close()
+    old_size = path.stat().st_size
+    with Store.open(path) as store:  # migrates and converts the vectors and the texts
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert store._conn.execute("SELECT rowid, embedding FROM vec_chunks").fetchall() == codes
+        columns = {r[1] for r in store._conn.execute("PRAGMA table_info(chunks)")}
+        assert {"body"} <= columns and not {"text", "header", "hash"} & columns
+        assert store.check() == []
+        assert Searcher(store, plain).search_many(queries) == before
+    assert path.stat().st_size < old_size  # the float32 pages were given back
+    again = _run(demo_repo, plain)
+    assert again.chunks_embedded == 0 and again.chunks_total == first.chunks_total
 
 
 def test_migration_3_keeps_an_index_built_before_it(demo_repo: Path) -> None:
@@ -359,6 +431,11 @@ def mixed(tmp_path: Path) -> Iterator[tuple[Store, dict[int, tuple[str, np.ndarr
         yield store, truth
 
 
+def unit_codes(vector: np.ndarray) -> np.ndarray:
+    codes = quantise(vector).astype(np.float32)
+    return codes / np.linalg.norm(codes)
+
+
 def _expected(
     truth: dict[int, tuple[str, np.ndarray]],
     store: Store,
@@ -367,11 +444,12 @@ def _expected(
     task: str | None,
     filters: Filters,
 ) -> list[int]:
-    """The k nearest chunk ids by brute force (the filters used here: language, "src/")."""
+    """The k nearest chunk ids by brute force over the vectors as stored (int8 codes:
+    store/quant.py) (the filters used here: language, "src/")."""
     chunks = store.chunks(list(truth))
     q = q / np.linalg.norm(q)
     ok = [
-        (1.0 - float(v @ q), cid)
+        (1.0 - float(unit_codes(v) @ q), cid)
         for cid, (t, v) in truth.items()
         if (task is None or t == task)
         and (not filters.languages or chunks[cid].chunk.language in filters.languages)
@@ -407,7 +485,7 @@ def test_knn_per_task(mixed: tuple[Store, dict[int, Any]], cached: bool) -> None
                 ["text-matching"],
             )
             hits = store.knn(vec, 3, task="text-matching")
-            assert len(hits) == 1 and hits[0][1] == pytest.approx(0.0, abs=1e-5)
+            assert len(hits) == 1 and hits[0][1] == pytest.approx(0.0, abs=STORED)
             for f in range(0, 40, 3):
                 plain.remove_file(f"src/f{f}.x" if f % 3 == 0 else f"docs/f{f}.x")
             assert plain.prune_orphan_vectors(keep=0) > 0
@@ -416,7 +494,7 @@ def test_knn_per_task(mixed: tuple[Store, dict[int, Any]], cached: bool) -> None
                 q = rng.standard_normal(8).astype(np.float32)
                 hits = store.knn(q, 50, task=task)
                 assert [cid for cid, _ in hits] == _expected(live, plain, q, 50, task, Filters())
-            assert store.knn(vec, 3, task="text-matching")[0][1] == pytest.approx(0.0, abs=1e-5)
+            assert store.knn(vec, 3, task="text-matching")[0][1] == pytest.approx(0.0, abs=STORED)
     finally:
         if cached:
             store.close()
@@ -574,7 +652,9 @@ def test_tiny_jina_routes_tasks_and_reranks(demo_repo: Path, tmp_path: Path) -> 
             text = section.chunk.embed_text()
             own = emb.embed_documents([text], task="retrieval")[0]
             other = emb.embed_documents([text], task="code")[0]
-            assert store.knn(own, 1, task="retrieval") == [(section.id, pytest.approx(0, abs=1e-5))]
+            assert store.knn(own, 1, task="retrieval") == [
+                (section.id, pytest.approx(0, abs=STORED))
+            ]
             assert store.knn(other, 1, task="retrieval")[0][1] > 1e-3
 
             searcher = Searcher(store, emb)

@@ -1,10 +1,11 @@
 """A consistency check of an index: SQLite's own page check plus the links between tables.
 
 The tables hold one thing several ways: ``chunks.vector_id`` names a row of ``vectors`` and a
-row of the vec0 table (same id), ``chunks.hash`` repeats that vector's key (which starts with
-its task, if any), and ``chunks.id`` is the rowid of the chunk's row in the
-contentless FTS table ``chunks_fts`` (its rowids can be read back; its text cannot).
-:func:`find_problems` reads all of them once and lists, in plain words, what does not match.
+row of the vec0 table (same id), that vector's key is the hash of the chunk's text (behind its
+task, if any; late-chunked and pixel vectors have keys of their own), and ``chunks.id`` is the
+rowid of the chunk's row in the contentless FTS table ``chunks_fts`` (its rowids can be read
+back; its text cannot). :func:`find_problems` reads all of them once and lists, in plain
+words, what does not match.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import sqlean
+
+from codesearch.store.sql import unpack_body
+from codesearch.types import IMAGE_TASK, content_hash
 
 MAX_PAGE_PROBLEMS = 10  # lines of PRAGMA quick_check output reported
 MAX_EXAMPLES = 5  # ids shown per problem
@@ -55,8 +59,26 @@ def _vec_dim(conn: Any, vec_table: str) -> int | None:
     ).fetchone()
     if row is None:
         return None
-    found = re.search(r"float\[(\d+)\]", str(row[0]))
+    found = re.search(r"(?:float|int8)\[(\d+)\]", str(row[0]))
     return int(found.group(1)) if found else 0
+
+
+def _misplaced(conn: Any) -> set[int]:
+    """Chunks whose vector's key is not the hash of the chunk's own text (late-chunked and
+    pixel vectors, keyed by more than the text, are not checked)."""
+    found: set[int] = set()
+    rows = conn.execute(
+        "SELECT c.id, c.body, v.hash, v.task FROM chunks c JOIN vectors v ON v.id = c.vector_id"
+    )
+    for cid, body, key, task in rows:
+        text_hash = key[len(task) + 1 :] if task else key
+        if task == IMAGE_TASK or text_hash.startswith("late"):
+            continue
+        header, text = unpack_body(body)
+        embedded = f"{header}\n{text}" if header else text
+        if content_hash(embedded) != text_hash:
+            found.add(int(cid))
+    return found
 
 
 def _link_problems(conn: Any, vec_table: str) -> list[str]:
@@ -98,10 +120,7 @@ def _link_problems(conn: Any, vec_table: str) -> list[str]:
                 f"{len(extra)} vectors rows have no row in {vec_table} (ids {_examples(extra)})"
             )
 
-    lost = _ids(
-        conn,
-        "SELECT c.id FROM chunks c JOIN vectors v ON v.id = c.vector_id WHERE c.hash != v.hash",
-    )
+    lost = _misplaced(conn)
     if lost:
         problems.append(
             f"{len(lost)} chunks point to the vector of another key (chunk ids {_examples(lost)})"

@@ -22,7 +22,8 @@ import sqlite_vec
 
 from codesearch.store import fts
 from codesearch.store.base import VEC_TABLE, _guarded, _translate
-from codesearch.store.migrations import NewerSchema, migrate
+from codesearch.store.migrations import LEAN_SCHEMA, NewerSchema, migrate
+from codesearch.store.quant import column, to_blob
 from codesearch.store.reads import (
     KNN_MAX_K,
     KNN_OVERFETCH,
@@ -31,7 +32,7 @@ from codesearch.store.reads import (
     StoredChunk,
     StoreReads,
 )
-from codesearch.store.sql import _as_blob, _batches, _marks, _media_text
+from codesearch.store.sql import _batches, _marks, _media_text, pack_body
 from codesearch.types import (
     Chunk,
     FileState,
@@ -103,13 +104,18 @@ class Store(StoreReads):
             conn.enable_load_extension(False)
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             conn.execute("PRAGMA foreign_keys = ON")
-            if not create and cls._is_empty(conn):
+            empty = cls._is_empty(conn)
+            if not create and empty:
                 raise IndexMissing(f"no index at {path}: run `codesearch index` first")
             cls._check_schema(conn)
+            if empty:  # free pages can be given back (only settable before the first table)
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
-            migrate(conn)
+            found = migrate(conn)
             store = cls(conn, path, vector_cache=vector_cache)
+            if 0 < found < LEAN_SCHEMA:  # rewritten smaller: give the pages back once
+                store._compact(full=True)
             if store._cache is not None:
                 store._refresh_cache()
         except NewerSchema as exc:
@@ -193,10 +199,7 @@ class Store(StoreReads):
                 self._clear_chunks()
                 self._conn.execute("DELETE FROM vectors")
                 self._conn.execute(f"DROP TABLE IF EXISTS {VEC_TABLE}")
-                self._conn.execute(
-                    f"CREATE VIRTUAL TABLE {VEC_TABLE} USING vec0("
-                    f"embedding float[{int(dim)}] distance_metric=cosine)"
-                )
+                self._create_vec_table(int(dim))
                 self._set_meta("model_id", model_id)
                 self._set_meta("dim", str(int(dim)))
                 self._set_meta("chunker_version", chunker_version)
@@ -206,6 +209,27 @@ class Store(StoreReads):
                 self._set_meta("chunker_version", chunker_version)
                 return True
             return False
+
+    def _create_vec_table(self, dim: int) -> None:
+        self._conn.execute(f"CREATE VIRTUAL TABLE {VEC_TABLE} USING vec0({column(dim)})")
+
+    def _compact(self, *, full: bool = False) -> None:
+        """Give free pages back: ``full`` rewrites the file once (VACUUM, which also turns on
+        incremental vacuum for an index created before it); otherwise an incremental vacuum
+        when at least an eighth of the file is free. Skipped while another process reads."""
+        conn = self._conn
+        try:
+            if full:
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                conn.execute("VACUUM")
+                return
+            free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+            pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+            if free >= 64 and free * 8 >= pages:
+                conn.execute("PRAGMA incremental_vacuum")
+        except sqlean.OperationalError as exc:
+            if "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
+                raise
 
     def _clear_chunks(self) -> None:
         self._conn.execute("DELETE FROM chunks")
@@ -292,7 +316,7 @@ class Store(StoreReads):
                 if h not in ids:
                     if h not in vectors:
                         raise ValueError(f"no vector given for chunk content hash {h}")
-                    new[h] = _as_blob(vectors[h], dim)
+                    new[h] = to_blob(vectors[h], dim)
             clock = self._next_clock()
             conn.execute("DELETE FROM chunks WHERE path = ?", (state.path,))
             conn.execute(
@@ -309,7 +333,8 @@ class Store(StoreReads):
                 )
                 ids[h] = int(cur.lastrowid)
                 conn.execute(
-                    f"INSERT INTO {VEC_TABLE}(rowid, embedding) VALUES (?, ?)", (ids[h], blob)
+                    f"INSERT INTO {VEC_TABLE}(rowid, embedding) VALUES (?, vec_int8(?))",
+                    (ids[h], blob),
                 )
             reused = [ids[h] for h in hashes if h not in new]
             for batch in _batches(reused):
@@ -325,9 +350,9 @@ class Store(StoreReads):
             )
             for chunk, h in zip(chunks, chash, strict=True):
                 cur = conn.execute(
-                    "INSERT INTO chunks(path, language, kind, name, start_line, end_line, text,"
-                    " header, hash, vector_id, media, def_start, def_end)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO chunks(path, language, kind, name, start_line, end_line, body,"
+                    " vector_id, media, def_start, def_end)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         chunk.path,
                         chunk.language,
@@ -335,9 +360,7 @@ class Store(StoreReads):
                         chunk.name,
                         chunk.start_line,
                         chunk.end_line,
-                        chunk.text,
-                        chunk.header,
-                        h,
+                        pack_body(chunk.header, chunk.text),
                         ids[h],
                         _media_text(chunk.media),
                         chunk.def_start,
@@ -394,4 +417,5 @@ class Store(StoreReads):
             ids = [(r[0],) for r in rows]
             self._conn.executemany(f"DELETE FROM {VEC_TABLE} WHERE rowid = ?", ids)
             self._conn.executemany("DELETE FROM vectors WHERE id = ?", ids)
-            return len(ids)
+        self._compact()
+        return len(ids)

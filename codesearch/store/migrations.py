@@ -8,7 +8,14 @@ configured with a model (see ``Store.configure``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+import numpy as np
+
+from codesearch.store.base import VEC_TABLE
+from codesearch.store.quant import column, quantise
+from codesearch.store.sql import pack_body
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: the initial schema
@@ -84,9 +91,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE chunks ADD COLUMN def_start INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE chunks ADD COLUMN def_end INTEGER NOT NULL DEFAULT 0",
     ),
+    # 5: a leaner index (issue 17): int8 vectors (store/quant.py), each chunk's header and text
+    # in one zlib-compressed `body` (store/sql.py), no copy of the vector key in `chunks`
+    # (chunks.vector_id names the vectors row that holds it). Old rows are rewritten in Python
+    # (zlib, vec0): :func:`_upgrade_5`, in the same transaction; no vector is re-embedded.
+    ("ALTER TABLE chunks ADD COLUMN body BLOB NOT NULL DEFAULT x''", "python:upgrade_5"),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+LEAN_SCHEMA = 5  # int8 vectors, compressed bodies: an index upgraded to it is vacuumed once
 
 
 class NewerSchema(Exception):
@@ -114,7 +127,10 @@ def migrate(conn: Any) -> int:
                 conn.execute("COMMIT")
                 continue
             for statement in MIGRATIONS[version - 1]:
-                conn.execute(statement)
+                if statement.startswith("python:"):
+                    _STEPS[statement.removeprefix("python:")](conn)
+                else:
+                    conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {version}")
             conn.execute("COMMIT")
         except BaseException:
@@ -122,3 +138,34 @@ def migrate(conn: Any) -> int:
                 conn.execute("ROLLBACK")
             raise
     return found
+
+
+def _upgrade_5(conn: Any) -> None:
+    """Rewrite an index of schema 4: float32 vectors as int8 codes, header and text as one
+    compressed body; drop ``chunks.hash`` (and its index), ``chunks.text``, ``chunks.header``."""
+    table = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (VEC_TABLE,)
+    ).fetchone()
+    dim = conn.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
+    if table is not None and dim is not None and "int8[" not in str(table[0]):
+        rows = conn.execute(f"SELECT rowid, embedding FROM {VEC_TABLE}").fetchall()
+        conn.execute(f"DROP TABLE {VEC_TABLE}")
+        conn.execute(f"CREATE VIRTUAL TABLE {VEC_TABLE} USING vec0({column(int(dim[0]))})")
+        conn.executemany(
+            f"INSERT INTO {VEC_TABLE}(rowid, embedding) VALUES (?, vec_int8(?))",
+            (
+                (rowid, quantise(np.frombuffer(blob, dtype=np.float32)).tobytes())
+                for rowid, blob in rows
+            ),
+        )
+    bodies = conn.execute("SELECT id, header, text FROM chunks").fetchall()
+    conn.executemany(
+        "UPDATE chunks SET body = ? WHERE id = ?",
+        ((pack_body(header, text), cid) for cid, header, text in bodies),
+    )
+    conn.execute("DROP INDEX IF EXISTS chunks_hash")
+    for name in ("hash", "text", "header"):
+        conn.execute(f"ALTER TABLE chunks DROP COLUMN {name}")
+
+
+_STEPS: dict[str, Callable[[Any], None]] = {"upgrade_5": _upgrade_5}

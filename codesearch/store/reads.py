@@ -19,9 +19,9 @@ from codesearch.roles import is_test_path
 from codesearch.store import fts
 from codesearch.store.base import VEC_TABLE, StoreBase, _guarded
 from codesearch.store.check import find_problems
+from codesearch.store.quant import checked, codes, to_blob, unit
 from codesearch.store.sql import (
     CHUNK_COLUMNS,
-    _as_blob,
     _batches,
     _chunk_row,
     _filtered,
@@ -91,8 +91,9 @@ class StoreReads(StoreBase):
 
     @_guarded
     def chunk_vectors(self, ids: Sequence[int]) -> dict[int, tuple[np.ndarray, str]]:
-        """Each chunk's stored vector (float32, as embedded) and the task it was embedded for
-        ("" for a backend without tasks); chunks without a vector row are left out."""
+        """Each chunk's stored vector (float32, L2-normalised: the embedded vector up to the
+        storage's rounding, store/quant.py) and the task it was embedded for ("" for a backend
+        without tasks); chunks without a vector row are left out."""
         found: dict[int, tuple[np.ndarray, str]] = {}
         with self._read():
             for batch in _batches(list(dict.fromkeys(ids))):
@@ -105,8 +106,7 @@ class StoreReads(StoreBase):
                         f"SELECT embedding FROM {VEC_TABLE} WHERE rowid = ?", (vid,)
                     ).fetchone()
                     if row is not None:
-                        vector = np.frombuffer(row[0], dtype=np.float32).copy()
-                        found[int(cid)] = (vector, str(task))
+                        found[int(cid)] = (unit(codes(row[0])), str(task))
         return found
 
     # -- pictures ----------------------------------------------------------------------------
@@ -157,21 +157,23 @@ class StoreReads(StoreBase):
         """Chunk ids nearest to ``query`` with their cosine distance, nearest first.
 
         ``task``: only vectors embedded for that task ("" for task-less ones); None: all."""
-        blob = _as_blob(query, self._dim())
+        wanted = checked(query, self._dim())
         if k <= 0:
             return []
         if self._cache is not None:
-            return self._knn_cached(np.frombuffer(blob, dtype=np.float32), k, filters, task)
+            return self._knn_cached(wanted, k, filters, task)
+        blob = to_blob(wanted, len(wanted))
         factor = KNN_OVERFETCH_FILTERED if _filtered(filters) else KNN_OVERFETCH
         fetch = min(KNN_MAX_K, k * factor)
         of_task, task_params = "", []
         if task is not None:
             of_task, task_params = " AND rowid IN (SELECT id FROM vectors WHERE task = ?)", [task]
         rows = self._conn.execute(
-            f"SELECT rowid, distance FROM {VEC_TABLE} WHERE embedding MATCH ? AND k = ?{of_task}",
+            f"SELECT rowid, distance FROM {VEC_TABLE} WHERE embedding MATCH vec_int8(?) AND k = ?"
+            f"{of_task}",
             [blob, fetch, *task_params],
         ).fetchall()
-        hits = self._chunk_hits(rows, filters)
+        hits = self._chunk_hits(self._rescored(rows, wanted), filters)
         # Enough hits, or every vector was already seen: the answer is exact.
         if len(hits) >= k or len(rows) < fetch:
             return hits[:k]
@@ -181,11 +183,29 @@ class StoreReads(StoreBase):
             where += " AND c.vector_id IN (SELECT id FROM vectors WHERE task = ?)"
             params.append(task)
         rows = self._conn.execute(
-            f"SELECT rowid, distance FROM {VEC_TABLE} WHERE embedding MATCH ? AND k = ? "
+            f"SELECT rowid, distance FROM {VEC_TABLE} WHERE embedding MATCH vec_int8(?) AND k = ? "
             f"AND rowid IN (SELECT c.vector_id FROM chunks c WHERE 1{where})",
             [blob, min(k, KNN_MAX_K), *params],
         ).fetchall()
-        return self._chunk_hits(rows, filters)[:k]
+        return self._chunk_hits(self._rescored(rows, wanted), filters)[:k]
+
+    def _rescored(
+        self, rows: list[tuple[int, float]], query: np.ndarray
+    ) -> list[tuple[int, float]]:
+        """vec0's int8 KNN rows with their distances from the float question instead of its
+        int8 codes, nearest first (the daemon's cache compares the same way)."""
+        if not rows:
+            return rows
+        q = unit(query)
+        sql = f"SELECT embedding FROM {VEC_TABLE} WHERE rowid = ?"
+        scored = []
+        for rowid, distance in rows:
+            stored = self._conn.execute(sql, (rowid,)).fetchone()
+            if stored is not None:
+                distance = 1.0 - float(unit(codes(stored[0])) @ q)
+            scored.append((rowid, distance))
+        scored.sort(key=lambda r: (r[1], r[0]))
+        return scored
 
     def _knn_cached(
         self, query: np.ndarray, k: int, filters: Filters, task: str | None
