@@ -346,7 +346,7 @@ def serve(settings: Settings, foreground: bool = True) -> int:
 def main(argv: list[str] | None = None) -> int:
     from codesearch.config import load_settings
 
-    # before any torch import: OpenMP threads sleep rather than spin (see embed/minilm.py)
+    # before any torch import: OpenMP threads sleep rather than spin (see embed/minilm/embedder.py)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     args = list(sys.argv[1:] if argv is None else argv)
