@@ -209,19 +209,23 @@ class Embedder(ABC):
     def embed_image_batch(self, images: Sequence[Image.Image], *, task: str | None) -> np.ndarray:
         """``embed_images`` for a backend that declares ``supports_images`` (images not empty,
         task checked)."""
-        raise NotImplementedError
+        raise self._no_hook("supports_images", "embed_image_batch")
 
     def embed_multivector_batch(
         self, texts: Sequence[str], *, task: str | None, query: bool
     ) -> list[np.ndarray]:
         """``embed_multivector`` for a backend with ``multi_vector_dim`` (texts not empty)."""
-        raise NotImplementedError
+        raise self._no_hook("multi_vector_dim", "embed_multivector_batch")
 
     def embed_late_batch(self, files: Sequence[LateFile], *, task: str | None) -> list[np.ndarray]:
         """``embed_late_files`` for a backend with a ``late_chunking_id`` (files not empty)."""
-        raise NotImplementedError
+        raise self._no_hook("late_chunking_id", "embed_late_batch")
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _no_hook(self, capability: str, hook: str) -> TypeError:
+        """A backend declared a capability without the method that provides it (a bug in it)."""
+        return TypeError(f"{type(self).__name__} declares {capability} but defines no {hook}")
 
     def _texts(self, texts: Sequence[str], *, query: bool, task: str | None) -> np.ndarray:
         resolved = self.resolve_task(task)

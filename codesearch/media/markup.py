@@ -157,7 +157,8 @@ class Doc:
         return bisect.bisect_right(self.line_starts, offset) - 1
 
     def raw_refs(self) -> Iterator[Raw]:
-        raise NotImplementedError
+        """The document's references, as each markup finds them (every subclass defines it)."""
+        raise TypeError(f"{type(self).__name__} defines no raw_refs")
 
     def context(self, raw: Raw) -> tuple[str, str]:
         """(heading trail, nearby paragraph text) of a reference."""

@@ -91,7 +91,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE chunks ADD COLUMN def_start INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE chunks ADD COLUMN def_end INTEGER NOT NULL DEFAULT 0",
     ),
-    # 5: a leaner index (issue 17): int8 vectors (store/quant.py), each chunk's header and text
+    # 5: a leaner index: int8 vectors (store/quant.py), each chunk's header and text
     # in one zlib-compressed `body` (store/sql.py), no copy of the vector key in `chunks`
     # (chunks.vector_id names the vectors row that holds it). Old rows are rewritten in Python
     # (zlib, vec0): :func:`_upgrade_5`, in the same transaction; no vector is re-embedded.
