@@ -7,10 +7,11 @@ metadata, measured on an index file, and what the same index would take at other
 Reads SQLite's page statistics (the dbstat table: every page of every table and index) and
 splits them into:
 - vector: the vec0 table's pages (int8 codes, or float32 in an index not converted yet);
-- text: the `chunks` table's share that is chunk text and header (by their bytes in the rows;
-  zlib-compressed since schema 5);
+- text: the chunk rows' share that is chunk text and header (by their bytes in the rows;
+  zlib-compressed since schema 5; the table is `chunk_rows` since schema 6, `chunks` before);
 - fts: the FTS5 full-text index (contentless: it holds terms and positions, not the text);
-- metadata: the rest of `chunks` (path, lines, names, keys) and every other table and index.
+- metadata: the rest of the chunk rows (file, lines, names) and every other table and index
+  (files, vector keys, their indexes).
 
 The vector part is then re-estimated for 384, 1024 and 2048 dims at one byte per dimension plus
 vec0's per-vector bookkeeping, so a user can predict the size of an index for each model:
@@ -43,15 +44,17 @@ def measure(index: Path) -> dict[str, Any]:
     ).fetchone()
     fmt = "int8" if "int8[" in table_sql else "float32"
     pages = dict(conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall())
-    columns = {r[1] for r in conn.execute("PRAGMA table_info(chunks)")}
+    table = "chunk_rows" if "chunk_rows" in pages else "chunks"  # schema 6: chunks is a view
+    columns = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
     if "body" in columns:  # schema 5: header and text compressed together, no key copy
         text_sql, other_sql = "length(body)", "0"
     else:
         text_sql = "length(CAST(text AS BLOB)) + length(CAST(header AS BLOB))"
         other_sql = "length(hash)"
+    path_sql = "length(path)" if "path" in columns else "8"  # schema 6: a file id
     text_bytes, row_bytes = conn.execute(
-        f"SELECT sum({text_sql}), sum({text_sql} + {other_sql} + length(path) + length(name) "
-        "+ length(language) + length(kind) + length(media) + 24) FROM chunks"
+        f"SELECT sum({text_sql}), sum({text_sql} + {other_sql} + {path_sql} + length(name) "
+        f"+ length(language) + length(kind) + length(media) + 24) FROM {table}"
     ).fetchone()
     conn.close()
     parts = {"vector": 0, "text": 0, "fts": 0, "metadata": 0}
@@ -60,7 +63,7 @@ def measure(index: Path) -> dict[str, Any]:
             parts["vector"] += size
         elif name.startswith("chunks_fts"):
             parts["fts"] += size
-        elif name == "chunks":
+        elif name == table:
             share = (text_bytes or 0) / max(row_bytes or 1, 1)
             parts["text"] += int(size * share)
             parts["metadata"] += size - int(size * share)

@@ -69,6 +69,18 @@ class _Pending:
     text: str = ""  # a text file's content (late chunking encodes it whole)
 
 
+# Vectors no chunk uses any more are kept for a while, so that a revert, a rename or a return
+# to a branch reuses them without embedding: the most recently orphaned ones, up to a
+# twentieth of the index (at least 64). More would grow a repository's index under edits.
+ORPHAN_RESERVE_SHARE = 20
+ORPHAN_RESERVE_MIN = 64
+
+
+def orphan_reserve(chunks: int) -> int:
+    """How many orphan vectors an index of ``chunks`` chunks keeps after a run."""
+    return max(ORPHAN_RESERVE_MIN, chunks // ORPHAN_RESERVE_SHARE)
+
+
 def prepare_chunks(path: str, text: str, embedder: Embedder) -> tuple[Chunk, ...]:
     """Chunk a file for this embedder (split to what it reads, counted with its tokenizer).
 
@@ -194,7 +206,7 @@ class Indexer:
         for path in removed:
             self.store.remove_file(path)
         counts = self.store.stats()
-        self.store.prune_orphan_vectors(keep=max(2000, counts["vectors"] // 4))
+        self.store.prune_orphan_vectors(keep=orphan_reserve(counts["chunks"]))
         self._report()
         return IndexStats(
             files_seen=len(present),  # listed and readable

@@ -214,7 +214,7 @@ class Searcher:
         chunks = self.store.chunks(list(fused))  # read once: for the roles and the results
         fused = RoleRanker(self.store, self.fusion).weigh(query, fused, options.filters, chunks)
         confident = self._confident(dense)
-        ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+        ranked = sorted(fused.items(), key=lambda item: (-item[1], *_place(chunks, item[0])))
         # a stub's score may have gone to its implementation, which was no candidate
         unread = [cid for cid, _ in ranked[: depth * 2] if cid not in chunks]
         if unread:
@@ -414,3 +414,13 @@ def snippet(text: str, max_lines: int) -> str:
     if len(lines) <= max_lines:
         return text
     return "\n".join([*lines[:max_lines], "..."])
+
+
+def _place(chunks: Mapping[int, StoredChunk], cid: int) -> tuple[str, int, int, int]:
+    """Where a chunk is (path, lines), the order among results of equal score: an index
+    updated by edits, whose chunk ids differ, ranks exactly as a fresh one."""
+    found = chunks.get(cid)
+    if found is None:
+        return ("\U0010ffff", 0, 0, cid)
+    chunk = found.chunk
+    return (chunk.path, chunk.start_line, chunk.end_line, cid)

@@ -23,11 +23,11 @@ from codesearch.config import load_settings
 from codesearch.embed import Embedder
 from codesearch.index import Indexer
 from codesearch.search import Fusion, Searcher, SearchOptions, late_interaction
-from codesearch.store import SCHEMA_VERSION, Store
+from codesearch.store import SCHEMA_VERSION, Store, fts
 from codesearch.store.migrations import MIGRATIONS
 from codesearch.store.quant import quantise
-from codesearch.store.sql import unpack_body
-from codesearch.types import BadInput, Chunk, FileState, Filters
+from codesearch.store.sql import body_dictionary, key_digest, pack_body, unpack_body
+from codesearch.types import BadInput, Chunk, FileState, Filters, content_hash, vector_key
 
 TASKS = ("retrieval", "text-matching", "code")
 MULTI_DIM = 512
@@ -203,13 +203,15 @@ def test_same_text_under_two_tasks_gets_two_vectors(tmp_path: Path) -> None:
         assert found(va, None) == {"a.py", "b.md", "c.py", "d.txt"}
         assert store.check() == []
         # chunks pointing at the vector of another text are damage that check() names
-        key = a.vector_key("code")
-        store._conn.execute("UPDATE vectors SET hash = 'code:' || ? WHERE id = 1", ("f" * 64,))
+        key = key_digest(a.vector_key("code"))
+        other = key_digest("code:" + "f" * 64)
+        store._conn.execute("UPDATE vectors SET key = ? WHERE id = 1", (other,))
         assert any("2 chunks point to the vector of another key" in p for p in store.check())
-        store._conn.execute("UPDATE vectors SET hash = ? WHERE id = 1", (key,))
+        store._conn.execute("UPDATE vectors SET key = ? WHERE id = 1", (key,))
+        assert store.check() == []
         store._conn.execute("UPDATE vectors SET task = 'text-matching' WHERE id = 2")
-        assert [p for p in store.check() if "task" in p] == [
-            "1 vectors rows have a task that does not match their key (ids 2)"
+        assert [p for p in store.check() if "another key" in p] == [
+            "2 chunks point to the vector of another key (chunk ids 2, 4)"
         ]
 
 
@@ -234,10 +236,90 @@ def _downgrade_to_schema_1(path: Path) -> None:
     conn.close()
 
 
+def _downgrade_to_schema_5(path: Path) -> None:
+    """Turn an index into what codesearch wrote before migration 6: files keyed by path and
+    chunks naming them by path, vector keys as text (recomputed from the chunks' texts; orphan
+    vectors, whose text is gone, are dropped), a full-text table with ``contentless_delete``
+    and the trigger that deleted from it."""
+    conn = sqlean.connect(str(path), isolation_level=None)
+    conn.enable_load_extension(True)
+    sqlite_vec.load(conn)
+    if conn.execute("PRAGMA user_version").fetchone()[0] < 6:
+        conn.close()
+        return
+    keys: dict[int, tuple[str, str, int]] = {}
+    rows = conn.execute(
+        "SELECT c.vector_id, c.body, v.task, v.last_used, c.language, c.kind, c.name, c.path, "
+        "c.id FROM chunks c JOIN vectors v ON v.id = c.vector_id"
+    ).fetchall()
+    plain: dict[int, bytes] = {}  # bodies as schema 5 packed them: no preset dictionary
+    for vid, body, task, used, language, kind, name, cpath, cid in rows:
+        header, text = unpack_body(body, body_dictionary(language, kind, name, cpath))
+        plain[cid] = pack_body(header, text)
+        embedded = f"{header}\n{text}" if header else text
+        keys[vid] = (vector_key(content_hash(embedded), task), task, used)
+    conn.execute("BEGIN")
+    for (vid,) in conn.execute("SELECT id FROM vectors").fetchall():
+        if vid not in keys:
+            conn.execute("DELETE FROM vec_chunks WHERE rowid = ?", (vid,))
+    conn.execute(
+        "CREATE TABLE files5 (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+        "mtime_ns INTEGER NOT NULL, content_hash TEXT NOT NULL, indexed_at INTEGER NOT NULL)"
+    )
+    conn.execute(
+        "INSERT INTO files5 SELECT path, size, mtime_ns, content_hash, indexed_at FROM files"
+    )
+    conn.execute(
+        "CREATE TABLE vectors5 (id INTEGER PRIMARY KEY AUTOINCREMENT, hash TEXT NOT NULL UNIQUE, "
+        "last_used INTEGER NOT NULL, task TEXT NOT NULL DEFAULT '')"
+    )
+    conn.executemany(
+        "INSERT INTO vectors5(id, hash, task, last_used) VALUES (?, ?, ?, ?)",
+        [(vid, key, task, used) for vid, (key, task, used) in keys.items()],
+    )
+    conn.execute(
+        "CREATE TABLE chunks5 (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "path TEXT NOT NULL REFERENCES files(path) ON DELETE CASCADE, language TEXT NOT NULL, "
+        "kind TEXT NOT NULL, name TEXT NOT NULL, start_line INTEGER NOT NULL, "
+        "end_line INTEGER NOT NULL, vector_id INTEGER NOT NULL REFERENCES vectors(id), "
+        "media TEXT NOT NULL DEFAULT '', def_start INTEGER NOT NULL DEFAULT 0, "
+        "def_end INTEGER NOT NULL DEFAULT 0, body BLOB NOT NULL DEFAULT x'')"
+    )
+    conn.execute(
+        "INSERT INTO chunks5 SELECT id, path, language, kind, name, start_line, end_line, "
+        "vector_id, media, def_start, def_end, body FROM chunks"
+    )
+    conn.execute("DROP VIEW chunks")
+    for table in ("chunk_rows", "vectors", "files", "chunks_fts"):
+        conn.execute(f"DROP TABLE {table}")
+    for old, new in (("files5", "files"), ("vectors5", "vectors"), ("chunks5", "chunks")):
+        conn.execute(f"ALTER TABLE {old} RENAME TO {new}")
+    for statement in (
+        "CREATE INDEX vectors_last_used ON vectors(last_used)",
+        "CREATE INDEX vectors_task ON vectors(task)",
+        "CREATE INDEX chunks_path ON chunks(path)",
+        "CREATE INDEX chunks_vector ON chunks(vector_id)",
+        *(st for st in MIGRATIONS[0] if "fts5" in st or "TRIGGER" in st),
+    ):
+        conn.execute(statement)
+    for cid, name, cpath in conn.execute("SELECT id, name, path FROM chunks").fetchall():
+        conn.execute("UPDATE chunks SET body = ? WHERE id = ?", (plain[cid], cid))
+        _, text = unpack_body(plain[cid])
+        conn.execute(
+            "INSERT INTO chunks_fts(rowid, name, path, body) VALUES (?, ?, ?, ?)",
+            (cid, fts.index_text(name), fts.path_text(cpath), fts.index_text(text)),
+        )
+    conn.execute("DELETE FROM meta WHERE key = 'fts_text'")
+    conn.execute("PRAGMA user_version = 5")
+    conn.execute("COMMIT")
+    conn.close()
+
+
 def _downgrade_to_schema_4(path: Path) -> None:
     """Turn an index into what codesearch wrote before migration 5: float32 vectors (here the
     stored int8 ones, as unit vectors: storing them again gives the same codes), each chunk's
     text and header as plain columns, and its vector's key repeated in ``chunks.hash``."""
+    _downgrade_to_schema_5(path)
     conn = sqlean.connect(str(path), isolation_level=None)
     conn.enable_load_extension(True)
     sqlite_vec.load(conn)
@@ -326,6 +408,38 @@ def test_migration_5_makes_an_old_index_lean_without_embedding(demo_repo: Path) 
     assert again.chunks_embedded == 0 and again.chunks_total == first.chunks_total
 
 
+def test_migration_6_keeps_an_index_of_schema_5_and_its_answers(demo_repo: Path) -> None:
+    """An index written by the release before schema 6 opens, is rewritten smaller once, and
+    answers exactly as before (the same chunks, vectors and BM25 scores); nothing is
+    re-embedded, and later edits keep it identical to a fresh index."""
+    plain = FakeEmbedder()
+    queries = ["retry with backoff", "price cache", "Demo shop running"]
+    path = load_settings().index_path(demo_repo)
+    first = _run(demo_repo, plain)
+    with Store.open(path) as store:
+        before = Searcher(store, plain).search_many(queries)
+        lexical = [store.bm25(q, 20, NO_FILTERS) for q in queries]
+        codes = store._conn.execute("SELECT rowid, embedding FROM vec_chunks").fetchall()
+        chunks = [(c.id, c.chunk) for c in store.all_chunks()]
+    _downgrade_to_schema_5(path)
+    conn = sqlean.connect(str(path), isolation_level=None)
+    conn.execute("VACUUM")
+    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'chunks_fts_delete'")
+    conn.close()
+    with Store.open(path) as store:  # migrates
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert store._conn.execute("SELECT rowid, embedding FROM vec_chunks").fetchall() == codes
+        assert [(c.id, c.chunk) for c in store.all_chunks()] == chunks
+        assert store.check() == []
+        assert Searcher(store, plain).search_many(queries) == before
+        assert [store.bm25(q, 20, NO_FILTERS) for q in queries] == lexical
+        # keys of 16 bytes, chunks naming files by id (sizes: benchmarks/index_cost.py)
+        assert store._conn.execute("SELECT DISTINCT length(key) FROM vectors").fetchall() == [(16,)]
+        assert "path" not in {r[1] for r in store._conn.execute("PRAGMA table_info(chunk_rows)")}
+    again = _run(demo_repo, plain)
+    assert again.chunks_embedded == 0 and again.chunks_total == first.chunks_total
+
+
 def test_migration_3_keeps_an_index_built_before_it(demo_repo: Path) -> None:
     plain = FakeEmbedder()
     settings = load_settings()
@@ -377,11 +491,11 @@ def test_migration_2_keeps_an_index_built_before_it(demo_repo: Path) -> None:
     first = _run(demo_repo, plain)
     with Store.open(path) as store:
         before = Searcher(store, plain).search_many(queries)
-        vectors = store._conn.execute("SELECT id, hash FROM vectors ORDER BY id").fetchall()
+        vectors = store._conn.execute("SELECT id, key FROM vectors ORDER BY id").fetchall()
     _downgrade_to_schema_1(path)
     with Store.open(path) as store:  # migrates
         assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-        assert store._conn.execute("SELECT id, hash FROM vectors ORDER BY id").fetchall() == (
+        assert store._conn.execute("SELECT id, key FROM vectors ORDER BY id").fetchall() == (
             vectors
         )
         assert store.tasks() == [""]

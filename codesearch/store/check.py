@@ -1,8 +1,9 @@
 """A consistency check of an index: SQLite's own page check plus the links between tables.
 
-The tables hold one thing several ways: ``chunks.vector_id`` names a row of ``vectors`` and a
-row of the vec0 table (same id), that vector's key is the hash of the chunk's text (behind its
-task, if any; late-chunked and pixel vectors have keys of their own), and ``chunks.id`` is the
+The tables hold one thing several ways: ``chunk_rows.vector_id`` names a row of ``vectors`` and
+a row of the vec0 table (same id), that vector's key is the digest of the chunk's text hash
+(behind its task, if any; late-chunked and pixel vectors have keys of their own),
+``chunk_rows.file`` names a row of ``files``, and ``chunk_rows.id`` is the
 rowid of the chunk's row in the contentless FTS table ``chunks_fts`` (its rowids can be read
 back; its text cannot). :func:`find_problems` reads all of them once and lists, in plain
 words, what does not match.
@@ -16,8 +17,8 @@ from typing import Any
 
 import sqlean
 
-from codesearch.store.sql import unpack_body
-from codesearch.types import IMAGE_TASK, content_hash
+from codesearch.store.sql import body_dictionary, key_digest, unpack_body
+from codesearch.types import IMAGE_TASK, content_hash, vector_key
 
 MAX_PAGE_PROBLEMS = 10  # lines of PRAGMA quick_check output reported
 MAX_EXAMPLES = 5  # ids shown per problem
@@ -63,20 +64,22 @@ def _vec_dim(conn: Any, vec_table: str) -> int | None:
     return int(found.group(1)) if found else 0
 
 
-def _misplaced(conn: Any) -> set[int]:
-    """Chunks whose vector's key is not the hash of the chunk's own text (late-chunked and
-    pixel vectors, keyed by more than the text, are not checked)."""
+def _misplaced(conn: Any, meta: dict[str, str]) -> set[int]:
+    """Chunks whose vector's key is not that of the chunk's own text (pixel vectors, and every
+    vector of a late-chunked index, are keyed by more than the text: not checked)."""
     found: set[int] = set()
+    if meta.get("late_chunking") == "1":
+        return found
     rows = conn.execute(
-        "SELECT c.id, c.body, v.hash, v.task FROM chunks c JOIN vectors v ON v.id = c.vector_id"
+        "SELECT c.id, c.body, v.key, v.task, c.language, c.kind, c.name, c.path FROM chunks c "
+        "JOIN vectors v ON v.id = c.vector_id"
     )
-    for cid, body, key, task in rows:
-        text_hash = key[len(task) + 1 :] if task else key
-        if task == IMAGE_TASK or text_hash.startswith("late"):
+    for cid, body, key, task, *row in rows:
+        if task == IMAGE_TASK:
             continue
-        header, text = unpack_body(body)
+        header, text = unpack_body(body, body_dictionary(*row))
         embedded = f"{header}\n{text}" if header else text
-        if content_hash(embedded) != text_hash:
+        if key_digest(vector_key(content_hash(embedded), task)) != bytes(key):
             found.add(int(cid))
     return found
 
@@ -84,7 +87,7 @@ def _misplaced(conn: Any) -> set[int]:
 def _link_problems(conn: Any, vec_table: str) -> list[str]:
     problems: list[str] = []
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-    chunk_rows = conn.execute("SELECT id, vector_id, path FROM chunks").fetchall()
+    chunk_rows = conn.execute("SELECT id, vector_id, file FROM chunk_rows").fetchall()
     chunk_ids = {cid for cid, _, _ in chunk_rows}
 
     missing_meta = [key for key in ("model_id", "dim") if key not in meta]
@@ -120,21 +123,10 @@ def _link_problems(conn: Any, vec_table: str) -> list[str]:
                 f"{len(extra)} vectors rows have no row in {vec_table} (ids {_examples(extra)})"
             )
 
-    lost = _misplaced(conn)
+    lost = _misplaced(conn, meta)
     if lost:
         problems.append(
             f"{len(lost)} chunks point to the vector of another key (chunk ids {_examples(lost)})"
-        )
-    # A vector's key is its text hash for task "", else "{task}:{hash}" (types.vector_key).
-    mislabelled = _ids(
-        conn,
-        "SELECT id FROM vectors WHERE CASE WHEN task = '' THEN instr(hash, ':') > 0 "
-        "ELSE substr(hash, 1, length(task) + 1) != task || ':' END",
-    )
-    if mislabelled:
-        problems.append(
-            f"{len(mislabelled)} vectors rows have a task that does not match their key "
-            f"(ids {_examples(mislabelled)})"
         )
 
     fts_ids = _ids(conn, "SELECT rowid FROM chunks_fts")
@@ -149,13 +141,13 @@ def _link_problems(conn: Any, vec_table: str) -> list[str]:
             f"{len(extra)} full-text index rows have no chunk (rowids {_examples(extra)})"
         )
 
-    file_paths = _ids(conn, "SELECT path FROM files")
-    orphans = {path for _, _, path in chunk_rows if path not in file_paths}
+    file_ids = _ids(conn, "SELECT id FROM files")
+    orphans = {file for _, _, file in chunk_rows if file not in file_ids}
     if orphans:
-        count = sum(1 for _, _, path in chunk_rows if path not in file_paths)
+        count = sum(1 for _, _, file in chunk_rows if file not in file_ids)
         problems.append(
-            f"{count} chunks belong to {len(orphans)} paths with no files row "
-            f"({_examples(repr(p) for p in orphans)})"
+            f"{count} chunks belong to {len(orphans)} files with no files row "
+            f"(file ids {_examples(orphans)})"
         )
     return problems
 

@@ -20,10 +20,10 @@ import numpy as np
 import sqlean
 import sqlite_vec
 
-from codesearch.store import fts
+from codesearch.store import fts, vec_table
 from codesearch.store.base import VEC_TABLE, _guarded, _translate
 from codesearch.store.migrations import LEAN_SCHEMA, NewerSchema, migrate
-from codesearch.store.quant import column, to_blob
+from codesearch.store.quant import to_blob
 from codesearch.store.reads import (
     KNN_MAX_K,
     KNN_OVERFETCH,
@@ -32,7 +32,16 @@ from codesearch.store.reads import (
     StoredChunk,
     StoreReads,
 )
-from codesearch.store.sql import _batches, _marks, _media_text, pack_body
+from codesearch.store.sql import (
+    FTS_SOURCE,
+    _batches,
+    _marks,
+    _media_text,
+    body_dictionary,
+    fts_row,
+    key_digest,
+    pack_body,
+)
 from codesearch.types import (
     Chunk,
     FileState,
@@ -54,7 +63,9 @@ __all__ = [
 ]
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
-_TABLES = ("meta", "files", "vectors", "chunks", "chunks_fts")  # what every migrated index has
+_FREE_PAGES = 16  # free pages that make an incremental vacuum worth it
+# What every migrated index has (``chunks`` is a table before schema 6, a view since).
+_TABLES = ("meta", "files", "vectors", "chunks", "chunks_fts")
 
 
 class Store(StoreReads):
@@ -103,7 +114,7 @@ class Store(StoreReads):
             sqlite_vec.load(conn)
             conn.enable_load_extension(False)
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA foreign_keys = OFF")  # a migration may rebuild tables
             empty = cls._is_empty(conn)
             if not create and empty:
                 raise IndexMissing(f"no index at {path}: run `codesearch index` first")
@@ -113,6 +124,7 @@ class Store(StoreReads):
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             found = migrate(conn)
+            conn.execute("PRAGMA foreign_keys = ON")
             store = cls(conn, path, vector_cache=vector_cache)
             if 0 < found < LEAN_SCHEMA:  # rewritten smaller: give the pages back once
                 store._compact(full=True)
@@ -142,7 +154,10 @@ class Store(StoreReads):
     def _check_schema(conn: Any) -> None:
         """Cheap checks that this is a codesearch index (a full check reads every page)."""
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables = {
+            r[0]
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+        }
         if version == 0 and tables:
             raise sqlean.DatabaseError(
                 "file is not a database: it has tables but no codesearch schema"
@@ -190,6 +205,9 @@ class Store(StoreReads):
         with self._write():
             old_model, old_dim = self._meta("model_id"), self._meta("dim")
             old_chunker = self._meta("chunker_version")
+            old_text = self._meta("fts_text")
+            if old_text != fts.TEXT_VERSION:
+                self._set_meta("fts_text", fts.TEXT_VERSION)
             recorded = self._meta("late_chunking")
             old_mode = recorded or "0"
             if recorded != mode:
@@ -199,19 +217,18 @@ class Store(StoreReads):
                 self._clear_chunks()
                 self._conn.execute("DELETE FROM vectors")
                 self._conn.execute(f"DROP TABLE IF EXISTS {VEC_TABLE}")
-                self._create_vec_table(int(dim))
+                vec_table.create(self._conn, int(dim))
                 self._set_meta("model_id", model_id)
                 self._set_meta("dim", str(int(dim)))
                 self._set_meta("chunker_version", chunker_version)
                 return not first
-            if old_chunker != chunker_version or old_mode != mode:
-                self._clear_chunks()  # vectors stay: re-chunked text with the same hash reuses them
+            if old_chunker != chunker_version or old_mode != mode or old_text != fts.TEXT_VERSION:
+                # Vectors stay: re-chunked text with the same hash reuses them. (Full-text rows
+                # of another text version could not be deleted exactly: they go too.)
+                self._clear_chunks()
                 self._set_meta("chunker_version", chunker_version)
                 return True
             return False
-
-    def _create_vec_table(self, dim: int) -> None:
-        self._conn.execute(f"CREATE VIRTUAL TABLE {VEC_TABLE} USING vec0({column(dim)})")
 
     def _compact(self, *, full: bool = False) -> None:
         """Give free pages back: ``full`` rewrites the file once (VACUUM, which also turns on
@@ -224,17 +241,34 @@ class Store(StoreReads):
                 conn.execute("VACUUM")
                 return
             free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
-            pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
-            if free >= 64 and free * 8 >= pages:
+            if free >= _FREE_PAGES:
                 conn.execute("PRAGMA incremental_vacuum")
         except sqlean.OperationalError as exc:
             if "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
                 raise
 
     def _clear_chunks(self) -> None:
-        self._conn.execute("DELETE FROM chunks")
+        self._conn.execute("DELETE FROM chunk_rows")
         self._conn.execute("DELETE FROM files")
         self._conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('delete-all')")
+
+    def _delete_chunks(self, file_id: int) -> None:
+        """Delete a file's chunks and their full-text rows. The contentless FTS table is told
+        each row's indexed text again, so that its statistics (rows, lengths, term counts:
+        what BM25 reads) are exactly those of the rows that remain."""
+        rows = self._conn.execute(
+            f"SELECT {FTS_SOURCE} FROM chunks WHERE file = ?", (file_id,)
+        ).fetchall()
+        self._conn.executemany(
+            "INSERT INTO chunks_fts(chunks_fts, rowid, name, path, body) "
+            "VALUES ('delete', ?, ?, ?, ?)",
+            [fts_row(*row) for row in rows],
+        )
+        self._conn.execute("DELETE FROM chunk_rows WHERE file = ?", (file_id,))
+
+    def _file_id(self, path: str) -> int | None:
+        row = self._conn.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
+        return None if row is None else int(row[0])
 
     @_guarded
     def require_model(self, model_id: str) -> None:
@@ -254,11 +288,14 @@ class Store(StoreReads):
         rows = self._conn.execute("SELECT path, size, mtime_ns, content_hash FROM files")
         return {r[0]: FileState(r[0], int(r[1]), int(r[2]), r[3]) for r in rows}
 
-    def _vector_ids(self, hashes: Sequence[str]) -> dict[str, int]:
+    def _vector_ids(self, keys: Sequence[str]) -> dict[str, int]:
+        """The ``vectors`` ids of the keys the store holds."""
+        digests = {key_digest(key): key for key in keys}
         found: dict[str, int] = {}
-        for batch in _batches(hashes):
-            sql = f"SELECT hash, id FROM vectors WHERE hash IN ({_marks(len(batch))})"
-            found.update(self._conn.execute(sql, list(batch)).fetchall())
+        for batch in _batches(list(digests)):
+            sql = f"SELECT key, id FROM vectors WHERE key IN ({_marks(len(batch))})"
+            for digest, vid in self._conn.execute(sql, batch):
+                found[digests[bytes(digest)]] = int(vid)
         return found
 
     @_guarded
@@ -318,18 +355,21 @@ class Store(StoreReads):
                         raise ValueError(f"no vector given for chunk content hash {h}")
                     new[h] = to_blob(vectors[h], dim)
             clock = self._next_clock()
-            conn.execute("DELETE FROM chunks WHERE path = ?", (state.path,))
-            conn.execute(
+            file_id = self._file_id(state.path)
+            if file_id is not None:
+                self._delete_chunks(file_id)
+            (file_id,) = conn.execute(
                 "INSERT INTO files(path, size, mtime_ns, content_hash, indexed_at) "
                 "VALUES (?, ?, ?, ?, unixepoch()) ON CONFLICT(path) DO UPDATE SET "
                 "size = excluded.size, mtime_ns = excluded.mtime_ns, "
-                "content_hash = excluded.content_hash, indexed_at = excluded.indexed_at",
+                "content_hash = excluded.content_hash, indexed_at = excluded.indexed_at "
+                "RETURNING id",
                 (state.path, state.size, state.mtime_ns, state.content_hash),
-            )
+            ).fetchone()
             for h, blob in new.items():
                 cur = conn.execute(
-                    "INSERT INTO vectors(hash, task, last_used) VALUES (?, ?, ?)",
-                    (h, task_of[h], clock),
+                    "INSERT INTO vectors(key, task, last_used) VALUES (?, ?, ?)",
+                    (key_digest(h), task_of[h], clock),
                 )
                 ids[h] = int(cur.lastrowid)
                 conn.execute(
@@ -350,17 +390,21 @@ class Store(StoreReads):
             )
             for chunk, h in zip(chunks, chash, strict=True):
                 cur = conn.execute(
-                    "INSERT INTO chunks(path, language, kind, name, start_line, end_line, body,"
-                    " vector_id, media, def_start, def_end)"
+                    "INSERT INTO chunk_rows(file, language, kind, name, start_line, end_line,"
+                    " body, vector_id, media, def_start, def_end)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
-                        chunk.path,
+                        file_id,
                         chunk.language,
                         chunk.kind,
                         chunk.name,
                         chunk.start_line,
                         chunk.end_line,
-                        pack_body(chunk.header, chunk.text),
+                        pack_body(
+                            chunk.header,
+                            chunk.text,
+                            body_dictionary(chunk.language, chunk.kind, chunk.name, chunk.path),
+                        ),
                         ids[h],
                         _media_text(chunk.media),
                         chunk.def_start,
@@ -397,25 +441,34 @@ class Store(StoreReads):
     def remove_file(self, path: str) -> None:
         """Forget a file and its chunks; its vectors stay (orphans) for a revert or rename."""
         with self._write():
+            file_id = self._file_id(path)
+            if file_id is None:
+                return
             self._conn.execute(
                 "UPDATE vectors SET last_used = ? "
-                "WHERE id IN (SELECT vector_id FROM chunks WHERE path = ?)",
-                (self._next_clock(), path),
+                "WHERE id IN (SELECT vector_id FROM chunk_rows WHERE file = ?)",
+                (self._next_clock(), file_id),
             )
-            self._conn.execute("DELETE FROM files WHERE path = ?", (path,))
+            self._delete_chunks(file_id)
+            self._conn.execute("DELETE FROM files WHERE id = ?", (file_id,))
 
     @_guarded
     def prune_orphan_vectors(self, keep: int) -> int:
-        """Delete orphan vectors beyond the ``keep`` most recently used; return how many."""
+        """Delete orphan vectors beyond the ``keep`` most recently used; return how many.
+        Then give space back: the vec0 table is rewritten densely once its holes add up to a
+        whole block (:mod:`~codesearch.store.vec_table`), and free pages are returned."""
         with self._write():
             rows = self._conn.execute(
                 "SELECT v.id FROM vectors v "
-                "WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.vector_id = v.id) "
+                "WHERE NOT EXISTS (SELECT 1 FROM chunk_rows c WHERE c.vector_id = v.id) "
                 "ORDER BY v.last_used DESC, v.id DESC LIMIT -1 OFFSET ?",
                 (max(int(keep), 0),),
             ).fetchall()
             ids = [(r[0],) for r in rows]
             self._conn.executemany(f"DELETE FROM {VEC_TABLE} WHERE rowid = ?", ids)
             self._conn.executemany("DELETE FROM vectors WHERE id = ?", ids)
+            dim = self._meta("dim")
+            if dim is not None and vec_table.wasted_blocks(self._conn) > 0:
+                vec_table.rewrite(self._conn, int(dim))
         self._compact()
         return len(ids)

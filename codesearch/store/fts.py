@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import re
 
+# The version of what index_text and path_text make of a text. The contentless FTS table is
+# told the same text again to delete a row, so a change here must change this (an index of
+# another version is re-chunked: Store.configure).
+TEXT_VERSION = "1"
+
 # BM25 column weights for chunks_fts(name, path, body): a hit in the symbol name counts most.
 NAME_WEIGHT = 4.0
 PATH_WEIGHT = 2.0

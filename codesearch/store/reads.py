@@ -319,15 +319,31 @@ class StoreReads(StoreBase):
         return "".join(f" AND {s}" for s in sql), params
 
     def _fts(self, expr: str, k: int, filters: Filters) -> list[tuple[int, float]]:
-        """Chunk ids matching an FTS5 expression, best BM25 (highest score) first."""
+        """Chunk ids matching an FTS5 expression, best BM25 (highest score) first; equal
+        scores in path and line order (not by chunk id, which differs between an index
+        updated by edits and a fresh one), also where they straddle the ``k``-th place."""
         where, params = self._filter_sql(filters)
         join = " JOIN chunks c ON c.id = chunks_fts.rowid" if where else ""
-        sql = (
-            f"SELECT chunks_fts.rowid, {fts.BM25_EXPR} AS s FROM chunks_fts{join} "
-            f"WHERE chunks_fts MATCH ?{where} ORDER BY s, chunks_fts.rowid LIMIT ?"
-        )
-        rows = self._conn.execute(sql, [expr, *params, k]).fetchall()
-        return [(int(cid), -float(s)) for cid, s in rows]
+        select = f"SELECT chunks_fts.rowid, {fts.BM25_EXPR} AS s FROM chunks_fts{join} "
+        match = f"WHERE chunks_fts MATCH ?{where}"
+        sql = f"{select}{match} ORDER BY s, chunks_fts.rowid LIMIT ?"
+        rows = self._conn.execute(sql, [expr, *params, k + 1]).fetchall()
+        if len(rows) > k and rows[k][1] == rows[k - 1][1]:  # a tie across the cut: all of it
+            ties = self._conn.execute(
+                f"SELECT * FROM ({select}{match}) WHERE s = ?", [expr, *params, rows[k][1]]
+            ).fetchall()
+            rows = [r for r in rows if r[1] != rows[k][1]] + ties
+        if len({s for _, s in rows}) < len(rows):  # equal scores: by place
+            place = {
+                cid: (path, line)
+                for cid, path, line in self._conn.execute(
+                    "SELECT id, path, start_line FROM chunks "
+                    "WHERE id IN (SELECT value FROM json_each(?))",
+                    [json.dumps([cid for cid, _ in rows])],
+                )
+            }
+            rows.sort(key=lambda r: (r[1], *place.get(r[0], ("", 0)), r[0]))
+        return [(int(cid), -float(s)) for cid, s in rows[:k]]
 
     @_guarded
     def bm25(self, query: str, k: int, filters: Filters = NO_FILTERS) -> list[tuple[int, float]]:
@@ -369,11 +385,11 @@ class StoreReads(StoreBase):
                 size += os.stat(f"{self.path}{suffix}").st_size
         return {
             "files": count("SELECT count(*) FROM files"),
-            "chunks": count("SELECT count(*) FROM chunks"),
+            "chunks": count("SELECT count(*) FROM chunk_rows"),
             "vectors": count("SELECT count(*) FROM vectors"),
             "orphan_vectors": count(
                 "SELECT count(*) FROM vectors v "
-                "WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.vector_id = v.id)"
+                "WHERE NOT EXISTS (SELECT 1 FROM chunk_rows c WHERE c.vector_id = v.id)"
             ),
             "bytes": size,
         }
