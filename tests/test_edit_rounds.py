@@ -173,3 +173,8 @@ def test_an_updated_index_answers_as_a_fresh_one(tmp_path: Path, rounds: int) ->
     for got, want, question in zip(edited[1], clean[1], QUESTIONS * 2, strict=True):
         assert got == want, question
     assert edited == first  # and the tree is the first one again
+    # and it has not grown: deleted full-text entries merged away, vec0 holes refilled
+    sizes = [
+        load_settings(home).index_path(root).stat().st_size for home in (edited_home, clean_home)
+    ]
+    assert sizes[0] <= 1.15 * sizes[1], sizes

@@ -36,6 +36,7 @@ from codesearch.search import Searcher, SearchOptions  # noqa: E402
 from codesearch.store import Store  # noqa: E402
 from codesearch.store.base import VEC_TABLE  # noqa: E402
 from codesearch.store.quant import quantise  # noqa: E402
+from codesearch.store.sql import key_digest  # noqa: E402
 from codesearch.types import IMAGE_TASK, BadInput, Chunk, CodesearchError, FileState  # noqa: E402
 
 PY = '''import os
@@ -243,7 +244,7 @@ def _settings(late: bool) -> Settings:
 
 def _rows(store: Store) -> list[dict[str, Any]]:
     sql = (
-        f"SELECT c.path, c.start_line, c.end_line, v.hash, c.vector_id, v.task, e.embedding "
+        f"SELECT c.path, c.start_line, c.end_line, v.key, c.vector_id, v.task, e.embedding "
         f"FROM chunks c JOIN vectors v ON v.id = c.vector_id JOIN {VEC_TABLE} e "
         "ON e.rowid = c.vector_id ORDER BY c.path, c.start_line"
     )
@@ -309,11 +310,14 @@ def test_indexing_pools_each_chunk_from_its_file(
         np.testing.assert_allclose(got, quantise(np.asarray(want)), atol=1)
         for row, chunk in zip(by_path[path], chunks[path], strict=True):
             digest = _file_hash(root / path)
-            assert row["task"] == task and row["key"].startswith(f"{task}:late")
-            assert row["key"] == late_vector_key(digest, chunk, task, emb.late_chunking_id)
+            late_key = late_vector_key(digest, chunk, task, emb.late_chunking_id)
+            assert row["task"] == task and late_key.startswith(f"{task}:late")
+            assert row["key"] == key_digest(late_key)  # stored as its digest
     # the picture keeps its per-chunk (pixel) vector
     (picture,) = by_path["diagram.png"]
-    assert picture["task"] == IMAGE_TASK and ":late" not in picture["key"]
+    (pixels,) = chunks["diagram.png"]
+    assert picture["task"] == IMAGE_TASK
+    assert picture["key"] == key_digest(pixels.vector_key(IMAGE_TASK))
 
 
 def _file_hash(path: Path) -> str:
@@ -381,6 +385,15 @@ def test_an_edit_re_encodes_its_file_once_and_renews_every_chunk(
         }
 
 
+def _plain_keys(store: Store) -> set[bytes]:
+    """The stored keys each chunk's vector has without late chunking (its text and task)."""
+    task = {(r["path"], r["start"]): r["task"] for r in _rows(store)}
+    return {
+        key_digest(c.chunk.vector_key(task[(c.chunk.path, c.chunk.start_line)]))
+        for c in store.all_chunks()
+    }
+
+
 def test_the_option_is_recorded_and_toggling_it_rebuilds(
     tmp_path: Path, emb: JinaV4Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -395,14 +408,14 @@ def test_the_option_is_recorded_and_toggling_it_rebuilds(
     with Store.open(path) as store:
         assert store.get_meta("late_chunking") == "0"
         per_chunk = {r["key"] for r in _rows(store)}
-    assert not any(":late" in key for key in per_chunk)
+        assert per_chunk == _plain_keys(store)  # each chunk's own text's key
 
     late = index_repo(root, _settings(True), embedder=spy.view)
     assert late.rebuilt and late.files_indexed == 3 and late.chunks_reused == 0
     with Store.open(path) as store:
         assert store.get_meta("late_chunking") == "1"
         keys = {r["key"] for r in _rows(store)}
-    assert keys and all(":late" in key for key in keys) and not keys & per_chunk
+        assert keys and keys.isdisjoint(_plain_keys(store)) and not keys & per_chunk
 
     again = index_repo(root, _settings(True), embedder=spy.view)
     assert not again.rebuilt and again.files_indexed == 0

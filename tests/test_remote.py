@@ -74,7 +74,7 @@ def _snapshot(index_path: Path) -> dict[tuple[str, int, int, str], np.ndarray]:
     """Every chunk of an index (path, lines, embedded text's hash) with its vector."""
     with Store.open(index_path) as store:
         rows = store._conn.execute(
-            "SELECT c.path, c.start_line, c.end_line, x.hash, v.embedding FROM chunks c "
+            "SELECT c.path, c.start_line, c.end_line, x.key, v.embedding FROM chunks c "
             "JOIN vectors x ON x.id = c.vector_id JOIN vec_chunks v ON v.rowid = c.vector_id"
         ).fetchall()
     # int8 codes (store/quant.py)

@@ -63,7 +63,9 @@ __all__ = [
 ]
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
-_FREE_PAGES = 16  # free pages that make an incremental vacuum worth it
+_FREE_PAGES = 1  # give free pages back at the end of every run (cheap: it moves few pages)
+FTS_OPTIMIZE_SHARE = 10  # merge the FTS index when a tenth of its rows were deleted since
+FTS_OPTIMIZE_MIN = 64  # ... and at least this many
 # What every migrated index has (``chunks`` is a table before schema 6, a view since).
 _TABLES = ("meta", "files", "vectors", "chunks", "chunks_fts")
 
@@ -242,7 +244,7 @@ class Store(StoreReads):
                 return
             free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
             if free >= _FREE_PAGES:
-                conn.execute("PRAGMA incremental_vacuum")
+                conn.execute("PRAGMA incremental_vacuum").fetchall()  # runs as it is stepped
         except sqlean.OperationalError as exc:
             if "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
                 raise
@@ -251,6 +253,7 @@ class Store(StoreReads):
         self._conn.execute("DELETE FROM chunk_rows")
         self._conn.execute("DELETE FROM files")
         self._conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('delete-all')")
+        self._set_meta("fts_deleted", "0")
 
     def _delete_chunks(self, file_id: int) -> None:
         """Delete a file's chunks and their full-text rows. The contentless FTS table is told
@@ -265,6 +268,25 @@ class Store(StoreReads):
             [fts_row(*row) for row in rows],
         )
         self._conn.execute("DELETE FROM chunk_rows WHERE file = ?", (file_id,))
+        if rows:
+            self._conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('fts_deleted', ?) ON CONFLICT(key) "
+                "DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
+                (len(rows),),
+            )
+
+    def _optimize_fts(self) -> None:
+        """Merge the full-text index into one segment once the rows deleted since the last
+        merge reach a tenth of the live ones. FTS5 keeps a deleted row's entries (and a
+        delete marker) until a merge reaches the oldest segment: an index updated through
+        many edits would otherwise keep growing (3x its size after 150 edit cycles)."""
+        deleted = int(self._meta("fts_deleted") or 0)
+        if deleted < FTS_OPTIMIZE_MIN:
+            return
+        (live,) = self._conn.execute("SELECT count(*) FROM chunk_rows").fetchone()
+        if deleted * FTS_OPTIMIZE_SHARE >= int(live):
+            self._conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
+            self._set_meta("fts_deleted", "0")
 
     def _file_id(self, path: str) -> int | None:
         row = self._conn.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
@@ -456,7 +478,8 @@ class Store(StoreReads):
     def prune_orphan_vectors(self, keep: int) -> int:
         """Delete orphan vectors beyond the ``keep`` most recently used; return how many.
         Then give space back: the vec0 table is rewritten densely once its holes add up to a
-        whole block (:mod:`~codesearch.store.vec_table`), and free pages are returned."""
+        whole block (:mod:`~codesearch.store.vec_table`), the full-text index is merged once
+        enough of its rows were deleted, and free pages are returned."""
         with self._write():
             rows = self._conn.execute(
                 "SELECT v.id FROM vectors v "
@@ -470,5 +493,6 @@ class Store(StoreReads):
             dim = self._meta("dim")
             if dim is not None and vec_table.wasted_blocks(self._conn) > 0:
                 vec_table.rewrite(self._conn, int(dim))
+            self._optimize_fts()
         self._compact()
         return len(ids)
