@@ -3,6 +3,13 @@ metadata, measured on an index file, and what the same index would take at other
 
     .venv/bin/python benchmarks/index_cost.py INDEX.sqlite [--source-bytes N] [--json-out F]
     .venv/bin/python benchmarks/index_cost.py --repo PATH      # the index codesearch keeps for PATH
+    .venv/bin/python benchmarks/index_cost.py --build PATH     # index PATH afresh, then measure
+
+``--build`` indexes PATH in a temporary data dir with the default model's tokenizer and chunker
+but random unit vectors in place of the model's: an int8 vector takes its dimension in bytes
+whatever its values, so the file is the size the real index has, in a minute instead of django's
+16 (`--model` picks another model's chunking and dimension). The source size for the ratio is
+then the bytes of the files indexed.
 
 Reads SQLite's page statistics (the dbstat table: every page of every table and index) and
 splits them into:
@@ -94,10 +101,48 @@ def measure(index: Path) -> dict[str, Any]:
     }
 
 
+def _build(tree: Path, model: str) -> tuple[Path, int]:
+    """Index ``tree`` in a temporary data dir with ``model``'s chunking and random vectors;
+    return the index file and the bytes of the files it holds."""
+    import tempfile
+    import time
+
+    import numpy as np
+    import sqlean
+
+    from codesearch.config import load_settings
+    from codesearch.embed import load_embedder
+    from codesearch.engine import index_repo
+    from codesearch.paths import resolve_root
+
+    embedder = load_embedder(model)
+    rng = np.random.default_rng(0)
+
+    def random_vectors(texts: Any, *, query: bool, task: Any) -> np.ndarray:
+        v = rng.standard_normal((len(texts), embedder.dim)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    embedder.embed_batch = random_vectors  # type: ignore[method-assign]
+    settings = load_settings(Path(tempfile.mkdtemp(prefix="index-cost-")))
+    started = time.monotonic()
+    stats = index_repo(tree, settings, embedder=embedder)
+    print(
+        f"indexed {stats.files_indexed:,} files, {stats.chunks_total:,} chunks in "
+        f"{time.monotonic() - started:.0f} s (random vectors)"
+    )
+    index = settings.index_path(resolve_root(tree))
+    conn = sqlean.connect(str(index))
+    (source,) = conn.execute("SELECT sum(size) FROM files").fetchone()
+    conn.close()
+    return index, int(source)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("index", nargs="?", type=Path)
     p.add_argument("--repo", type=Path, help="measure the index codesearch keeps for this repo")
+    p.add_argument("--build", type=Path, help="index this tree afresh (random vectors), measure it")
+    p.add_argument("--model", default="minilm-code", help="with --build: whose chunking and dim")
     p.add_argument("--source-bytes", type=int, help="indexed source size, for the ratio")
     p.add_argument("--json-out")
     a = p.parse_args(argv)
@@ -106,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         from codesearch.paths import resolve_root
 
         a.index = load_settings().index_path(resolve_root(a.repo))
+    if a.build:
+        a.index, a.source_bytes = _build(a.build, a.model)
     if a.index is None or not a.index.is_file():
         print(f"no index file: {a.index}", file=sys.stderr)
         return 2

@@ -309,7 +309,7 @@ def _downgrade_to_schema_5(path: Path) -> None:
             "INSERT INTO chunks_fts(rowid, name, path, body) VALUES (?, ?, ?, ?)",
             (cid, fts.index_text(name), fts.path_text(cpath), fts.index_text(text)),
         )
-    conn.execute("DELETE FROM meta WHERE key = 'fts_text'")
+    conn.execute("DELETE FROM meta WHERE key IN ('fts_text', 'fts_changed')")
     conn.execute("PRAGMA user_version = 5")
     conn.execute("COMMIT")
     conn.close()

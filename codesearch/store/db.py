@@ -64,7 +64,7 @@ __all__ = [
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 _FREE_PAGES = 1  # give free pages back at the end of every run (cheap: it moves few pages)
-FTS_OPTIMIZE_SHARE = 10  # merge the FTS index when a tenth of its rows were deleted since
+FTS_OPTIMIZE_SHARE = 10  # merge the FTS index when a tenth of its rows changed since
 FTS_OPTIMIZE_MIN = 64  # ... and at least this many
 # What every migrated index has (``chunks`` is a table before schema 6, a view since).
 _TABLES = ("meta", "files", "vectors", "chunks", "chunks_fts")
@@ -253,7 +253,7 @@ class Store(StoreReads):
         self._conn.execute("DELETE FROM chunk_rows")
         self._conn.execute("DELETE FROM files")
         self._conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('delete-all')")
-        self._set_meta("fts_deleted", "0")
+        self._set_meta("fts_changed", "0")
 
     def _delete_chunks(self, file_id: int) -> None:
         """Delete a file's chunks and their full-text rows. The contentless FTS table is told
@@ -268,25 +268,30 @@ class Store(StoreReads):
             [fts_row(*row) for row in rows],
         )
         self._conn.execute("DELETE FROM chunk_rows WHERE file = ?", (file_id,))
+        self._fts_changed(len(rows))
+
+    def _fts_changed(self, rows: int) -> None:
+        """Count full-text rows written or deleted since the index was last merged."""
         if rows:
             self._conn.execute(
-                "INSERT INTO meta(key, value) VALUES ('fts_deleted', ?) ON CONFLICT(key) "
+                "INSERT INTO meta(key, value) VALUES ('fts_changed', ?) ON CONFLICT(key) "
                 "DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
-                (len(rows),),
+                (rows,),
             )
 
     def _optimize_fts(self) -> None:
-        """Merge the full-text index into one segment once the rows deleted since the last
-        merge reach a tenth of the live ones. FTS5 keeps a deleted row's entries (and a
-        delete marker) until a merge reaches the oldest segment: an index updated through
-        many edits would otherwise keep growing (3x its size after 150 edit cycles)."""
-        deleted = int(self._meta("fts_deleted") or 0)
-        if deleted < FTS_OPTIMIZE_MIN:
+        """Merge the full-text index into one segment once the rows written or deleted since
+        the last merge reach a tenth of the live ones. FTS5 keeps a deleted row's entries (and
+        a delete marker) until a merge reaches the oldest segment: an index updated through
+        many edits would otherwise keep growing (3x its size after 150 edit cycles); and a
+        query reads every segment (a first index leaves dozens)."""
+        changed = int(self._meta("fts_changed") or 0)
+        if changed < FTS_OPTIMIZE_MIN:
             return
         (live,) = self._conn.execute("SELECT count(*) FROM chunk_rows").fetchone()
-        if deleted * FTS_OPTIMIZE_SHARE >= int(live):
+        if changed * FTS_OPTIMIZE_SHARE >= int(live):
             self._conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
-            self._set_meta("fts_deleted", "0")
+            self._set_meta("fts_changed", "0")
 
     def _file_id(self, path: str) -> int | None:
         row = self._conn.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
@@ -442,6 +447,7 @@ class Store(StoreReads):
                         fts.index_text(chunk.text),
                     ),
                 )
+            self._fts_changed(len(chunks))
 
     @_guarded
     def touch_file(self, state: FileState) -> None:
