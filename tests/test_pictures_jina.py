@@ -25,6 +25,7 @@ from codesearch.index import Indexer  # noqa: E402
 from codesearch.search import Searcher, SearchOptions  # noqa: E402
 from codesearch.store import Store  # noqa: E402
 from codesearch.store.quant import quantise  # noqa: E402
+from codesearch.store.sql import key_digest  # noqa: E402
 from codesearch.types import IMAGE_TASK, Filters, IndexStats  # noqa: E402
 
 
@@ -62,9 +63,8 @@ def test_pictures_are_embedded_from_their_pixels(tmp_path: Path, jina: JinaV4Emb
         expected = jina.embed_images([rendered], task=pictures.PICTURE_TASK)[0]
         key = diagram.vector_key(IMAGE_TASK)
         (stored,) = store._conn.execute(
-            "SELECT v.embedding FROM vec_chunks v JOIN vectors x ON x.id = v.rowid "
-            "WHERE x.hash = ?",
-            (key,),
+            "SELECT v.embedding FROM vec_chunks v JOIN vectors x ON x.id = v.rowid WHERE x.key = ?",
+            (key_digest(key),),
         ).fetchone()
         codes = np.frombuffer(stored, dtype=np.int8)  # int8 storage: store/quant.py
         np.testing.assert_allclose(codes, quantise(expected), atol=1)
