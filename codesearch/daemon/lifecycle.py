@@ -183,4 +183,4 @@ def read_log(settings: Settings, lines: int) -> list[str]:
         text = rt.log.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return []
-    return text.splitlines()[-lines:]
+    return text.splitlines()[-lines:] if lines > 0 else []

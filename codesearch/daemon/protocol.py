@@ -124,8 +124,9 @@ def decode(line: bytes) -> dict[str, Any]:
     return message
 
 
-def depth(value: object) -> int:
-    """How deeply objects and lists nest in ``value`` (a scalar: 0), without recursion."""
+def depth(value: object, limit: int = MAX_DEPTH) -> int:
+    """How deeply objects and lists nest in ``value`` (a scalar: 0), without recursion; it
+    stops counting once past ``limit``."""
     deepest = 0
     stack: list[tuple[object, int]] = [(value, 1)]
     while stack:
@@ -137,7 +138,7 @@ def depth(value: object) -> int:
         else:
             continue
         deepest = max(deepest, level)
-        if level > MAX_DEPTH:
+        if level > limit:
             break
         stack.extend((child, level + 1) for child in children)
     return deepest
