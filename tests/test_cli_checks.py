@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from codesearch.cli import main
-from codesearch.cli_checks import BATCH_REQUEST_BYTES, batches
 from codesearch.config import load_settings
 from codesearch.daemon.runtime import runtime
 
@@ -55,7 +54,13 @@ def test_index_refuses_the_home_folder_itself_but_not_a_project_in_it(
         main(["index", str(home), "--force"])
 
 
-def test_add_refuses_the_whole_filesystem(capsys: pytest.CaptureFixture[str]) -> None:
+def test_add_refuses_the_whole_filesystem(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_daemon(*args: object, **kwargs: object) -> None:
+        raise Indexed()  # never let a daemon start on /
+
+    monkeypatch.setattr("codesearch.cli_daemon.link", no_daemon)
     assert main(["add", "/"]) != 0
     assert "refusing to index /" in capsys.readouterr().err
 
@@ -115,6 +120,8 @@ def test_daemon_logs_counts(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_a_long_batch_is_cut_into_requests_under_the_limit() -> None:
+    from codesearch.cli_checks import BATCH_REQUEST_BYTES, batches
+
     queries = [f"question {i} " + "x" * 200 for i in range(3000)]
     runs = batches(queries)
     assert len(runs) > 1
