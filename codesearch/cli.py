@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from codesearch import __version__, cli_scope
 from codesearch.chunk.languages import LANGUAGES
+from codesearch.cli_checks import Once, count, guard_root
 from codesearch.cli_output import (
     SNIPPET_LINES,
     Found,
@@ -47,6 +48,7 @@ from codesearch.types import KINDS, BadInput, CodesearchError, Filters, Hit, Ind
 if TYPE_CHECKING:
     from codesearch.config import Settings
     from codesearch.engine import IndexStatus
+    from codesearch.wire.daemon import SearchParams
     from codesearch.wire.hits import Source
 
 COMMANDS = (
@@ -156,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="index a repository, or update its index")
     p.add_argument("path", nargs="?", default=".", help="repository folder (default: .)")
     p.add_argument(
+        "--force", action="store_true", help="index / or your home folder itself (refused without)"
+    )
+    p.add_argument(
         "--model",
         help="embedding model: auto, minilm, jina-v4, a local model folder or a cached HF id",
     )
@@ -228,7 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH:LINE",
         help="a file (relative to the current folder or the repository root) and a line in it",
     )
-    p.add_argument("--repo", default=None, help="repository folder (default: the one holding PATH)")
+    p.add_argument(
+        "--repo",
+        action=Once,
+        default=None,
+        help="repository folder (default: the one holding PATH); one only",
+    )
     p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     _output_flags(
         p,
@@ -253,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-wait", action="store_true", help="return at once; indexing goes on in the daemon"
     )
+    p.add_argument(
+        "--force", action="store_true", help="add / or your home folder itself (refused without)"
+    )
 
     p = sub.add_parser("remove", help="stop watching a repository (its index is kept)")
     p.add_argument("path", nargs="?", default=".", help="repository folder (default: .)")
@@ -265,7 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--foreground", action="store_true", help="start: run in this terminal (service managers)"
     )
-    p.add_argument("-n", "--lines", type=int, default=40, help="logs: how many lines (default 40)")
+    p.add_argument(
+        "-n", "--lines", type=count, default=40, help="logs: how many lines (default 40; 0: none)"
+    )
     p.add_argument("-f", "--follow", action="store_true", help="logs: keep printing new lines")
 
     p = sub.add_parser("models", help="list embedding backends and whether they are usable here")
@@ -307,9 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--repo",
+        action=Once,
         default=None,
         help="the default repository (default: the one holding the current folder; "
-        "registered with the daemon when it is not yet)",
+        "registered with the daemon when it is not yet); one only",
     )
     return parser
 
@@ -356,6 +372,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from codesearch.engine import index_repo
     from codesearch.render import ProgressBar, format_skips
 
+    guard_root(Path(args.path), args.force)
     settings = _settings(args)
     before = None if args.quiet or args.rebuild else _built_with(Path(args.path), settings)
     bar = ProgressBar() if not args.quiet else None
@@ -414,6 +431,11 @@ def _without_dim(model_id: str) -> str:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from codesearch.wire.base import parse
+    from codesearch.wire.daemon import SearchParams
+
+    if args.batch and args.query:
+        raise BadInput("give a query or --batch FILE, not both (the query would be ignored)")
     if args.k <= 0:
         raise BadInput("-k must be a positive number")
     if args.rerank < 0:
@@ -425,36 +447,52 @@ def cmd_search(args: argparse.Namespace) -> int:
     filters = filters_from(args)
     settings = _settings(args)
     where = cli_scope.target(args)
+    asked = {
+        "queries": queries or ["-"],  # an empty batch: the rest is still checked
+        "k": args.k,
+        "rerank": args.rerank,
+        "filters": filters_wire(filters),
+        **where.params(),
+        "model": args.model,
+        "snippet_lines": args.max_lines,
+    }
+    # one rule, with the daemon or without: what the daemon would say
+    params = parse(SearchParams, asked, BadInput, dotted=False)
     found = None
     if settings.daemon and not args.no_daemon:
-        from codesearch import cli_daemon
-        from codesearch.wire.base import parse
-        from codesearch.wire.daemon import SearchParams, SearchResult
-
-        params = parse(
-            SearchParams,
-            {
-                "queries": queries,
-                "k": args.k,
-                "rerank": args.rerank,
-                "filters": filters_wire(filters),
-                **where.params(),
-                "model": args.model,
-                "snippet_lines": args.max_lines,
-            },
-            BadInput,  # what the daemon would say
-            dotted=False,
-        )
-        answer = cli_daemon.query(settings, params, SearchResult)
-        if answer is not None:
-            found = cli_scope.from_daemon(answer, where.multi)
+        found = _search_daemon(settings, params, where)
     if found is None:
         found = _search_here(args, settings, queries, filters, where)
     return _print_results(args, queries, found)
 
 
+def _search_daemon(
+    settings: Settings, params: SearchParams, where: cli_scope.Target
+) -> Found | None:
+    """The search through the daemon, a long batch in several requests; None when no daemon
+    can serve."""
+    from codesearch import cli_daemon
+    from codesearch.cli_checks import batches
+    from codesearch.wire.daemon import SearchResult
+
+    answers: list[SearchResult] = []
+    for run in batches(params.queries):
+        answer = cli_daemon.query(
+            settings, params.model_copy(update={"queries": run}), SearchResult
+        )
+        if answer is None:
+            return None
+        answers.append(answer)
+    merged = answers[0].model_copy(
+        update={"results": [one for answer in answers for one in answer.results]}
+    )
+    return cli_scope.from_daemon(merged, where.multi)
+
+
 def cmd_similar(args: argparse.Namespace) -> int:
     from codesearch.similar import parse_location
+    from codesearch.wire.base import parse
+    from codesearch.wire.daemon import SimilarParams
 
     if args.k <= 0:
         raise BadInput("-k must be a positive number")
@@ -464,22 +502,21 @@ def cmd_similar(args: argparse.Namespace) -> int:
     filters = filters_from(args)
     settings = _settings(args)
     found = None
+    asked = {
+        "path": path,
+        "line": line,
+        "k": args.k,
+        "filters": filters_wire(filters),
+        "repo": str(Path(args.repo).expanduser().absolute()) if args.repo else None,
+        "cwd": str(start),
+        "model": args.model,
+        "snippet_lines": args.max_lines,
+    }
+    params = parse(SimilarParams, asked, BadInput, dotted=False)  # with the daemon or not
     if settings.daemon and not args.no_daemon:
         from codesearch import cli_daemon
-        from codesearch.wire.base import parse
-        from codesearch.wire.daemon import SimilarParams, SimilarResult
+        from codesearch.wire.daemon import SimilarResult
 
-        asked = {
-            "path": path,
-            "line": line,
-            "k": args.k,
-            "filters": filters_wire(filters),
-            "repo": str(Path(args.repo).expanduser().absolute()) if args.repo else None,
-            "cwd": str(start),
-            "model": args.model,
-            "snippet_lines": args.max_lines,
-        }
-        params = parse(SimilarParams, asked, BadInput, dotted=False)
         answer = cli_daemon.query(settings, params, SimilarResult)
         if answer is not None:
             hits = [h.to_hit() for h in answer.results]

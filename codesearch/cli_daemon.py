@@ -132,8 +132,10 @@ def _ago(seconds: float) -> str:
 
 
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
+    from codesearch.cli_checks import guard_root
     from codesearch.wire import daemon as wire
 
+    guard_root(Path(args.path), args.force)
     path = str(Path(args.path).expanduser().resolve())
     bar = _EventBar() if not args.no_wait else None
     try:

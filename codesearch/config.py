@@ -52,6 +52,10 @@ class Settings:
     remote_timeout: float = 60.0  # seconds per request
     remote_retries: int = 5  # retries of a request on 429 / 5xx / timeouts / refused connections
     remote_backoff: float = 0.5  # first retry delay in seconds; doubles, with jitter
+    # The daemon's socket: a connection that sends no request for this many seconds is closed,
+    # and at most this many connections are served at once (more wait in the listen queue).
+    daemon_idle_timeout: float = 30.0
+    daemon_max_connections: int = 64
 
     @property
     def index_dir(self) -> Path:
@@ -96,6 +100,8 @@ _ENV = {
     "remote_timeout": "CODESEARCH_REMOTE_TIMEOUT",
     "remote_retries": "CODESEARCH_REMOTE_RETRIES",
     "remote_backoff": "CODESEARCH_REMOTE_BACKOFF",
+    "daemon_idle_timeout": "CODESEARCH_DAEMON_IDLE_TIMEOUT",
+    "daemon_max_connections": "CODESEARCH_DAEMON_MAX_CONNECTIONS",
 }
 _ZERO_OK = frozenset({"remote_retries"})  # int settings where 0 is valid
 # A secret never belongs in a file that is shared, backed up or pasted into bug reports.

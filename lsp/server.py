@@ -24,13 +24,15 @@ import functools
 import logging
 import os
 import sys
+import threading
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 
 from codesearch import __version__
@@ -40,8 +42,9 @@ from codesearch.types import BadInput, CodesearchError
 from codesearch.wire import daemon as wire
 from codesearch.wire import lsp as answers
 from codesearch.wire.lsp import SearchRequest, SimilarRequest
-from lsp import convert
+from lsp import convert, framing
 from lsp.folders import Folder, Folders, registered
+from lsp.framing import FrameReader
 from lsp.link import Link
 from lsp.params import (
     InvalidParams,
@@ -136,6 +139,21 @@ class CodesearchServer(LanguageServer):
     def stop_background(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """Serve LSP over stdio, frames read by :mod:`lsp.framing` (pygls's ``start_io``
+        with a reader that bounds and resynchronises frames)."""
+        self._stop_event = threading.Event()
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        frames = FrameReader(stdin or sys.stdin.buffer)
+        try:
+            asyncio.run(framing.serve(self._stop_event, frames, self.protocol, self.thread_pool))
+        except BrokenPipeError:
+            log.error("the client went away: stopping")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()
 
     # ------------------------------------------------------------------ workspace folders
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import random
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,10 +15,20 @@ from codesearch.config import Settings
 from codesearch.daemon import protocol
 from codesearch.daemon.protocol import DaemonUnavailable, ProtocolError, Request
 from codesearch.daemon.runtime import runtime
+from codesearch.types import CodesearchError
 
 EventFn = Callable[[str, dict[str, Any]], None]
 
 CONNECT_TIMEOUT_S = 2.0
+BUSY_RETRY_S = 5.0  # how long a connection to a busy daemon (a full listen queue) is retried
+BUSY_FIRST_DELAY_S = 0.01  # the first wait before a retry; it doubles, with jitter
+BUSY_MAX_DELAY_S = 0.25
+
+
+class DaemonBusy(CodesearchError):
+    """The daemon runs but accepted no connection for :data:`BUSY_RETRY_S` seconds (its listen
+    queue stayed full). Not :class:`DaemonUnavailable`: no face starts another daemon or falls
+    back to searching in-process because of it."""
 
 
 class Client:
@@ -29,20 +41,35 @@ class Client:
 
     @classmethod
     def connect(cls, settings: Settings, timeout: float | None = None) -> Client:
-        """Connect to the running daemon; DaemonUnavailable when none answers."""
+        """Connect to the running daemon; DaemonUnavailable when none answers, DaemonBusy
+        when one runs but its listen queue stayed full (a burst of clients) for
+        :data:`BUSY_RETRY_S` seconds of retries with backoff."""
         path = runtime(settings).socket
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(CONNECT_TIMEOUT_S)
-        try:
-            sock.connect(str(path))
-        except (FileNotFoundError, ConnectionRefusedError, TimeoutError) as exc:
-            sock.close()
-            raise DaemonUnavailable(f"the daemon is not running ({exc.strerror or exc})") from None
-        except OSError as exc:
-            sock.close()
-            raise DaemonUnavailable(f"cannot reach the daemon at {path}: {exc}") from None
-        sock.settimeout(timeout)
-        return cls(sock)
+        deadline = time.monotonic() + BUSY_RETRY_S
+        delay = BUSY_FIRST_DELAY_S
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(CONNECT_TIMEOUT_S)
+            try:
+                sock.connect(str(path))
+            except (FileNotFoundError, ConnectionRefusedError) as exc:
+                sock.close()
+                raise DaemonUnavailable(f"the daemon is not running ({exc.strerror})") from None
+            except (BlockingIOError, TimeoutError):  # EAGAIN: the listen queue is full
+                sock.close()
+                if time.monotonic() + delay > deadline:
+                    raise DaemonBusy(
+                        f"the daemon at {path} is busy: it accepted no connection within "
+                        f"{BUSY_RETRY_S:.0f} s (too many clients at once); try again"
+                    ) from None
+                time.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, BUSY_MAX_DELAY_S)
+                continue
+            except OSError as exc:
+                sock.close()
+                raise DaemonUnavailable(f"cannot reach the daemon at {path}: {exc}") from None
+            sock.settimeout(timeout)
+            return cls(sock)
 
     def call(
         self,
@@ -54,7 +81,7 @@ class Client:
         try:
             self._sock.sendall(protocol.request(req))
             while True:
-                line = self._reader.readline(protocol.MAX_MESSAGE_BYTES + 1)
+                line = self._reader.readline(protocol.MAX_REPLY_BYTES + 1)
                 if not line:
                     raise DaemonUnavailable("the daemon closed the connection (did it stop?)")
                 message = protocol.decode(line)

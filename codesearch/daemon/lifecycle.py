@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from codesearch.config import Settings
-from codesearch.daemon.client import Client, running
+from codesearch.daemon.client import Client, DaemonBusy, running
 from codesearch.daemon.protocol import DaemonUnavailable, SchemaMismatch
 from codesearch.daemon.runtime import runtime
 
@@ -94,7 +94,8 @@ def stop(settings: Settings) -> int | None:
     try:
         with Client.connect(settings, timeout=10) as client:
             pid = int(client.call("shutdown")["pid"])
-    except (DaemonUnavailable, SchemaMismatch):  # not answering, or another version's daemon
+    # not answering, swamped by other clients, or another version's daemon
+    except (DaemonUnavailable, DaemonBusy, SchemaMismatch):
         pid = _lock_pid(settings)
         if pid is None:
             return None
@@ -182,4 +183,4 @@ def read_log(settings: Settings, lines: int) -> list[str]:
         text = rt.log.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return []
-    return text.splitlines()[-lines:]
+    return text.splitlines()[-lines:] if lines > 0 else []

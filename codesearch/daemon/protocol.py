@@ -13,6 +13,11 @@ is answered by zero or more events and then exactly one final message with the s
 
 Search results are the records of the CLI's ``--json`` output (:class:`codesearch.wire.hits.Hit`).
 A request with another ``v`` is answered with a ``SchemaMismatch`` error, never dropped.
+
+Limits (each answered with a one-line ``ProtocolError``; the connection goes on serving): a
+request line of more than :data:`MAX_REQUEST_BYTES` (refused before it is buffered whole), JSON
+nested deeper than :data:`MAX_DEPTH`, integers longer than Python's 4,300 digits, and bare
+``NaN`` / ``Infinity``. Answers may be longer (:data:`MAX_REPLY_BYTES`).
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from codesearch.wire.base import parse
 from codesearch.wire.daemon import Envelope, Method
 
 SCHEMA_VERSION = 2  # 2: hits carry match_start/match_end/confident; filters, scope, repos grew
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # a request or response line larger than this is refused
+MAX_REQUEST_BYTES = 1024 * 1024  # a request line larger than this is refused
+MAX_REPLY_BYTES = 16 * 1024 * 1024  # an answer line larger than this is refused by the client
+MAX_DEPTH = 32  # objects and lists nested deeper than this are refused
 
 # The methods, their params and answers: codesearch.wire.daemon (CALLS).
 METHODS = tuple(Method)
@@ -96,15 +103,45 @@ def error(req_id: object, exc: BaseException) -> bytes:
     return encode({"v": SCHEMA_VERSION, "id": req_id, "error": {"type": name, "message": str(exc)}})
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def decode(line: bytes) -> dict[str, Any]:
-    """One message; ProtocolError when it is not a JSON object."""
+    """One message; ProtocolError when it is not a JSON object within the limits above."""
     try:
-        message = json.loads(line.decode("utf-8"))
+        message = json.loads(line.decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(f"malformed message: not JSON ({exc})") from None
+    except RecursionError:
+        raise ProtocolError(f"malformed message: nested more than {MAX_DEPTH} deep") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits, NaN, Infinity
+        raise ProtocolError(f"malformed message: {exc}") from None
     if not isinstance(message, dict):
         raise ProtocolError("malformed message: not a JSON object")
+    if depth(message) > MAX_DEPTH:
+        raise ProtocolError(f"malformed message: nested more than {MAX_DEPTH} deep")
     return message
+
+
+def depth(value: object, limit: int = MAX_DEPTH) -> int:
+    """How deeply objects and lists nest in ``value`` (a scalar: 0), without recursion; it
+    stops counting once past ``limit``."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        if level > limit:
+            break
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def parse_request(message: dict[str, Any]) -> Request:

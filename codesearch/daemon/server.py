@@ -13,6 +13,7 @@ import logging
 import logging.handlers
 import os
 import signal
+import socket
 import socketserver
 import sys
 import threading
@@ -41,6 +42,8 @@ log = logging.getLogger("codesearch.daemon")
 LOG_BYTES = 2_000_000
 LOG_BACKUPS = 3
 PROGRESS_EVERY_S = 0.25
+LISTEN_BACKLOG = socket.SOMAXCONN  # connections the kernel queues before a client must retry
+SLOT_POLL_S = 0.2  # how often a connection waiting for a free thread checks for shutdown
 
 
 class AlreadyRunning(CodesearchError):
@@ -209,51 +212,110 @@ class Dispatcher:
 # ---------------------------------------------------------------------- the socket
 
 
+class _Gone(Exception):
+    """The client went away (or stopped reading) while we answered it."""
+
+
 class _Connection(socketserver.StreamRequestHandler):
+    """One client's requests, in order. A line over :data:`protocol.MAX_REQUEST_BYTES` is
+    skipped unread and answered with one line; a connection that sends nothing for the idle
+    timeout is told so and closed."""
+
     server: _Server
 
-    def handle(self) -> None:
-        lock = threading.Lock()
+    def setup(self) -> None:
+        self.timeout = self.server.idle_timeout  # StreamRequestHandler applies it to the socket
+        super().setup()
+        self._lock = threading.Lock()
 
-        def send(data: bytes) -> None:
-            with lock:
+    def send(self, data: bytes) -> None:
+        try:
+            with self._lock:
                 self.wfile.write(data)
                 self.wfile.flush()
+        except OSError as exc:  # a broken pipe, or a client that reads nothing (the timeout)
+            raise _Gone() from exc
 
-        while True:
-            try:
-                line = self.rfile.readline(protocol.MAX_MESSAGE_BYTES + 1)
-            except OSError:
-                return
-            if not line:
-                return
-            req_id: object = None
-            try:
-                if len(line) > protocol.MAX_MESSAGE_BYTES:
-                    raise ProtocolError("request too large")
-                message = protocol.decode(line)
-                req_id = message.get("id")
-                req = protocol.parse_request(message)
-                answer = self.server.dispatcher.handle(req, send)
-                send(protocol.result(req.id, answer))
-            except (BrokenPipeError, ConnectionResetError):
-                return
-            except CodesearchError as exc:
-                send(protocol.error(req_id, exc))
-            except Exception as exc:
-                log.exception("request failed")
-                send(protocol.error(req_id, protocol.DaemonError(f"internal error: {exc!r}")))
-            if len(line) > protocol.MAX_MESSAGE_BYTES:
-                return  # the rest of an oversized line cannot be resynchronised
+    def handle(self) -> None:
+        with contextlib.suppress(_Gone):
+            while (line := self._read()) is not None:
+                self._answer(line)
+
+    def _read(self) -> bytes | None:
+        """The next request line; None when the client is gone or idle for too long."""
+        limit = protocol.MAX_REQUEST_BYTES
+        try:
+            line = self.rfile.readline(limit + 1)
+            if len(line) <= limit:
+                return line or None
+            while not line.endswith(b"\n"):  # skip the rest of it, a bounded piece at a time
+                line = self.rfile.readline(64 * 1024)
+                if not line:
+                    return None
+        except TimeoutError:
+            self.send(protocol.error(None, ProtocolError(self._idle())))
+            return None
+        except OSError:
+            return None
+        too_large = f"request too large: more than {limit} bytes (the limit is {limit // 1024} KiB)"
+        self.send(protocol.error(None, ProtocolError(too_large)))
+        return b""
+
+    def _idle(self) -> str:
+        return f"no request for {self.server.idle_timeout:g} s: the daemon closed the connection"
+
+    def _answer(self, line: bytes) -> None:
+        if not line:
+            return  # an oversized line, already answered
+        req_id: object = None
+        try:
+            message = protocol.decode(line)
+            req_id = message.get("id")
+            req = protocol.parse_request(message)
+            answer = self.server.dispatcher.handle(req, self.send)
+            self.send(protocol.result(req.id, answer))
+        except _Gone:
+            raise
+        except CodesearchError as exc:
+            self.send(protocol.error(req_id, exc))
+        except Exception as exc:
+            log.exception("request failed")
+            self.send(protocol.error(req_id, protocol.DaemonError(f"internal error: {exc!r}")))
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """The socket: a listen queue sized for bursts of clients, and at most ``max_connections``
+    served at once (a thread each); the others wait in the queue until a thread is free."""
+
     daemon_threads = True
     allow_reuse_address = False
+    request_queue_size = LISTEN_BACKLOG
 
-    def __init__(self, path: str, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self, path: str, dispatcher: Dispatcher, idle_timeout: float | None, max_connections: int
+    ) -> None:
         self.dispatcher = dispatcher
+        self.idle_timeout = idle_timeout
+        self.closing = threading.Event()
+        self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(path, _Connection)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        while not self._slots.acquire(timeout=SLOT_POLL_S):
+            if self.closing.is_set():
+                self.shutdown_request(request)
+                return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)  # type: ignore[misc]
+        finally:
+            self._slots.release()
 
 
 # ---------------------------------------------------------------------- the process
@@ -284,7 +346,9 @@ def _bind(rt: Runtime, dispatcher: Dispatcher) -> _Server:
         rt.socket.unlink()  # a dead daemon's socket: we hold the lock, nobody else serves it
     old = os.umask(0o177)
     try:
-        server = _Server(str(rt.socket), dispatcher)
+        settings = dispatcher.service.settings
+        idle = settings.daemon_idle_timeout or None  # 0: never
+        server = _Server(str(rt.socket), dispatcher, idle, settings.daemon_max_connections)
     finally:
         os.umask(old)
     os.chmod(rt.socket, 0o600)
@@ -334,6 +398,7 @@ def serve(settings: Settings, foreground: bool = True) -> int:
         # answer in-flight requests' final lines before the socket goes
         time.sleep(0.05)
     finally:
+        server.closing.set()
         server.shutdown()
         server.server_close()
         with contextlib.suppress(FileNotFoundError):

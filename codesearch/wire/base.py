@@ -67,10 +67,12 @@ class Closed(Wire):
 @dataclass(frozen=True)
 class Says:
     """A field's own one-line error, ``{name}`` standing for its name: ``wrong`` for a value
-    of the wrong type or range, ``empty`` for a missing or empty one (else ``wrong``)."""
+    of the wrong type or range, ``empty`` for a missing or empty one (else ``wrong``),
+    ``long`` for a string over its ``max_length`` (``{max}``: the limit)."""
 
     wrong: str = ""
     empty: str = ""
+    long: str = ""
 
 
 def parse(model: type[M], data: object, error: type[Exception], dotted: bool = True) -> M:
@@ -99,6 +101,14 @@ def explain(exc: ValidationError, model: type[BaseModel], dotted: bool = True) -
         known = ", ".join(str(member) for member in enum)
         return f"unknown {enum.__name__.lower()} {value!r} (known: {known})"
     says = next((m for m in field.metadata if isinstance(m, Says)), Says())
+    if kind == "value_error":  # a validator's own words: ``ValueError("must be ...")``
+        return f"'{name}' {problem['ctx']['error']}"
+    if kind in ("string_too_long", "too_long"):
+        limit = problem.get("ctx", {}).get("max_length")
+        if says.long and kind == "string_too_long":
+            return says.long.replace("{name}", name).replace("{max}", str(limit))
+        what = "characters" if kind == "string_too_long" else "items"
+        return f"'{name}' is too long (at most {limit} {what})"
     empty = kind == "missing" or value is None or (isinstance(value, str | list) and not value)
     if says.empty and empty:
         return says.empty.replace("{name}", name)

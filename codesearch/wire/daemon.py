@@ -8,10 +8,11 @@ client (daemon/link.py) reads the answers with them.
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, NamedTuple
 
-from pydantic import Field, StrictBool, StrictInt, StrictStr, field_validator
+from pydantic import AfterValidator, Field, StrictBool, StrictInt, StrictStr, field_validator
 
 from codesearch import globs, types
 from codesearch.types import Kind, RepoState
@@ -46,8 +47,37 @@ class Envelope(Wire):
     )
 
 
-Text = Annotated[StrictStr, Says(empty="'{name}' is required")]
+MAX_PATH_CHARS = 4096  # Linux's PATH_MAX
+MAX_QUERY_CHARS = 4096  # a question, many times what MiniLM reads (256 tokens)
+MAX_LINE = 100_000_000
+MAX_WAIT_S = 86_400.0
+
+
+def _path_text(value: str) -> str:
+    if "\0" in value:
+        raise ValueError("must not hold a NUL byte")
+    if len(value) > MAX_PATH_CHARS:
+        raise ValueError(f"is too long: {len(value)} characters (at most {MAX_PATH_CHARS})")
+    return value
+
+
+def _absolute(value: str) -> str:
+    _path_text(value)
+    if not os.path.isabs(value):
+        raise ValueError(f"must be an absolute path (the daemon has no current folder): {value!r}")
+    return value
+
+
 Strings = list[StrictStr]
+# A path from a face: absolute (the daemon runs in /), no NUL byte, at most PATH_MAX long.
+Location = Annotated[StrictStr, AfterValidator(_absolute)]
+# A path that may be relative to a repository root (similar's file, search's scope).
+RelativeOk = Annotated[StrictStr, AfterValidator(_path_text)]
+Query = Annotated[
+    StrictStr,
+    Field(max_length=MAX_QUERY_CHARS),
+    Says(long="a query is too long: more than {max} characters (ask a shorter question)"),
+]
 
 
 class Filters(Closed):
@@ -91,20 +121,23 @@ class QueryParams(Params):
     )
     filters: Filters = Filters()
     model: Maybe[StrictStr] = omitted("the model the index must have been built with")
-    repo: Maybe[StrictStr] = omitted("the repository (a path inside one)")
-    cwd: Maybe[StrictStr] = omitted("without repo: the folder whose repository is searched")
+    repo: Maybe[Location] = omitted("the repository (a path inside one)")
+    cwd: Maybe[Location] = omitted("without repo: the folder whose repository is searched")
 
 
 class SearchParams(QueryParams):
     method: ClassVar[Method] = Method.SEARCH
 
     queries: Annotated[
-        Annotated[Strings, Field(min_length=1)],
-        Says(empty="'queries' must hold at least one question"),
+        Annotated[list[Query], Field(min_length=1)],
+        Says(
+            empty="'queries' must hold at least one question",
+            long="a query is too long: more than {max} characters (ask a shorter question)",
+        ),
     ]
-    scope: Maybe[StrictStr] = omitted("a subfolder: search that folder only")
+    scope: Maybe[RelativeOk] = omitted("a subfolder: search that folder only")
     repos: Annotated[
-        Maybe[Annotated[Strings, Field(min_length=1)]],
+        Maybe[Annotated[list[Location], Field(min_length=1)]],
         Says(empty="'repos' must name at least one repository"),
     ] = omitted("several repositories: one list, each hit with its repo")
     all_repos: StrictBool = Field(default=False, description="every registered repository")
@@ -114,10 +147,12 @@ class SimilarParams(QueryParams):
     method: ClassVar[Method] = Method.SIMILAR
 
     path: Annotated[
-        StrictStr, Says(empty="'path' is required: the file of the code to find more like")
+        RelativeOk, Says(empty="'path' is required: the file of the code to find more like")
     ] = Field(min_length=1, description="relative to the repository root, or absolute")
     line: Annotated[
-        StrictInt, Field(ge=1), Says("'line' must be a whole number from 1 (lines are 1-based)")
+        StrictInt,
+        Field(ge=1, le=MAX_LINE),
+        Says("'line' must be a whole number from 1 (lines are 1-based)"),
     ]
 
 
@@ -128,14 +163,14 @@ class PingParams(Params):
 class AddParams(Params):
     method: ClassVar[Method] = Method.ADD
 
-    path: Text = Field(min_length=1)
+    path: Annotated[Location, Says(empty="'{name}' is required")] = Field(min_length=1)
     wait: StrictBool = Field(default=False, description="progress events until it is indexed")
 
 
 class RemoveParams(Params):
     method: ClassVar[Method] = Method.REMOVE
 
-    path: Text = Field(min_length=1)
+    path: Annotated[Location, Says(empty="'{name}' is required")] = Field(min_length=1)
 
 
 class ReposParams(Params):
@@ -145,19 +180,21 @@ class ReposParams(Params):
 class StatusParams(Params):
     method: ClassVar[Method] = Method.STATUS
 
-    repo: Maybe[StrictStr] = omitted("one repository (default: every registered one)")
+    repo: Maybe[Location] = omitted("one repository (default: every registered one)")
 
 
 class HintParams(Params):
     method: ClassVar[Method] = Method.HINT
 
-    paths: Strings = Field(default_factory=list, description="absolute paths a face saw change")
+    paths: list[Location] = Field(
+        default_factory=list, description="absolute paths a face saw change"
+    )
 
 
 class ReindexParams(Params):
     method: ClassVar[Method] = Method.REINDEX
 
-    path: Text = Field(min_length=1)
+    path: Annotated[Location, Says(empty="'{name}' is required")] = Field(min_length=1)
     rebuild: StrictBool = False
     wait: StrictBool = False
 
@@ -165,8 +202,12 @@ class ReindexParams(Params):
 class WaitParams(Params):
     method: ClassVar[Method] = Method.WAIT
 
-    repo: Maybe[StrictStr] = omitted("one repository (default: all)")
-    timeout: Annotated[float, Field(ge=0), Says("'timeout' must be a number of seconds")] = 60
+    repo: Maybe[Location] = omitted("one repository (default: all)")
+    timeout: Annotated[
+        float,
+        Field(ge=0, le=MAX_WAIT_S, allow_inf_nan=False),
+        Says(f"'timeout' must be a number of seconds from 0 to {MAX_WAIT_S:.0f}"),
+    ] = 60
 
 
 class ShutdownParams(Params):

@@ -21,7 +21,7 @@ from pydantic import (
 
 from codesearch.types import Kind
 from codesearch.wire.base import Maybe, Says, Wire, omitted
-from codesearch.wire.daemon import Filters, StatusResult
+from codesearch.wire.daemon import MAX_QUERY_CHARS, Filters, StatusResult
 
 DEFAULT_K = 20
 DEFAULT_SIMILAR_K = 10
@@ -50,8 +50,11 @@ class SearchRequest(_Query):
 
     query: Annotated[
         StrictStr,
-        StringConstraints(strip_whitespace=True, min_length=1),
-        Says("'query' must be a non-empty string"),
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUERY_CHARS),
+        Says(
+            "'query' must be a non-empty string",
+            long="'query' is too long: more than {max} characters (ask a shorter question)",
+        ),
     ]
     folder: Annotated[
         Maybe[Annotated[StrictStr, Field(min_length=1)]],
