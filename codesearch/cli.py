@@ -8,6 +8,7 @@ codesearch search QUERY [--path GLOB] [--exclude GLOB] [--no-tests] [--repo-wide
 codesearch search QUERY --repo A --repo B | --all-repos  # several repositories, one list
 codesearch similar PATH:LINE [-k N] [--json|--jsonl] [--repo PATH]   # code like the one there
 codesearch add PATH / remove PATH / repos             # what the daemon watches
+codesearch forget PATH                                # remove it and delete its index
 codesearch daemon start|stop|restart|status|logs|install
 codesearch status [PATH]
 codesearch models                                     # embedding backends usable here
@@ -60,6 +61,7 @@ COMMANDS = (
     "embed",
     "add",
     "remove",
+    "forget",
     "repos",
     "daemon",
     "mcp",
@@ -269,6 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("remove", help="stop watching a repository (its index is kept)")
     p.add_argument("path", nargs="?", default=".", help="repository folder (default: .)")
+    p.add_argument("--delete", action="store_true", help="also delete its index (as `forget`)")
+
+    p = sub.add_parser("forget", help="stop watching a repository and delete its index")
+    p.add_argument("path", help="repository folder (it may be gone already)")
+    p.set_defaults(delete=True)
 
     p = sub.add_parser("repos", help="list the repositories the daemon watches")
     p.add_argument("--json", action="store_true")
@@ -351,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"codesearch: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("codesearch: interrupted (finished files are kept in the index)", file=sys.stderr)
+        print("codesearch: interrupted", file=sys.stderr)
         return 130
 
 
@@ -376,18 +383,35 @@ def cmd_index(args: argparse.Namespace) -> int:
     settings = _settings(args)
     before = None if args.quiet or args.rebuild else _built_with(Path(args.path), settings)
     bar = ProgressBar() if not args.quiet else None
+    interrupted: KeyboardInterrupt | None = None
     try:
         stats = index_repo(
             Path(args.path), settings, rebuild=args.rebuild, progress=bar, model=args.model
         )
+    except KeyboardInterrupt as exc:  # Ctrl-C: say exactly what the index kept
+        interrupted = exc
     finally:
         if bar is not None:
             bar.close()
+    if interrupted is not None:
+        print(f"codesearch: interrupted: {_kept(interrupted)}", file=sys.stderr)
+        return 130
     if args.verbose and stats.skipped:
         print(format_skips(stats), file=sys.stderr)
     if not args.quiet:
         print(_index_summary(args, settings, stats, before), file=sys.stderr)
     return 0
+
+
+def _kept(exc: KeyboardInterrupt) -> str:
+    """What an interrupted `index` left in the index, in words."""
+    from codesearch.index import IndexInterrupted
+
+    kept = exc.files_kept if isinstance(exc, IndexInterrupted) else 0
+    if not kept:
+        return "no file of this run was finished; the index is as it was before"
+    files = "1 file" if kept == 1 else f"{kept} files"
+    return f"{files} finished in this run are kept in the index (run it again for the rest)"
 
 
 def _built_with(path: Path, settings: Settings) -> IndexStatus | None:
@@ -626,6 +650,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "embed": _command("cli_models", "embed"),
     "add": _command("cli_daemon", "add"),
     "remove": _command("cli_daemon", "remove"),
+    "forget": _command("cli_daemon", "remove"),
     "repos": _command("cli_daemon", "repos"),
     "daemon": _command("cli_daemon", "daemon"),
     "mcp": cmd_mcp,

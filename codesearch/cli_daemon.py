@@ -167,28 +167,56 @@ class _EventBar:
 
 
 def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
-    from codesearch.daemon import registry
+    """`remove [--delete]` and `forget`: stop watching; say what a running update kept and
+    what was deleted."""
     from codesearch.daemon.link import NotRunning
     from codesearch.wire import daemon as wire
 
     path = str(Path(args.path).expanduser().resolve())
     try:
         answer = link(settings, start=False).request(
-            wire.RemoveParams(path=path), wire.RemoveResult
+            wire.RemoveParams(path=path, delete=args.delete), wire.RemoveResult
         )
-        root = answer.root
     except NotRunning:
-        rt = runtime(settings)
-        roots = registry.load(rt.repos)
-        if Path(path) not in roots:
-            raise BadInput(
-                f"not a watched repository: {args.path} (see `codesearch repos`)"
-            ) from None
-        registry.save(rt.repos, [r for r in roots if r != Path(path)])
-        root = path
-    index = settings.index_path(Path(root))
-    print(f"stopped watching {root} (its index stays at {index}; delete it to reclaim space)")
+        answer = _remove_here(args, settings, path)
+    index = settings.index_path(Path(answer.root))
+    if answer.stopped:
+        kept = answer.files_kept
+        print(
+            f"stopped indexing {answer.root}: "
+            + (
+                "it stops after its current step"
+                if kept is None
+                else f"{kept} files it finished are kept"
+            )
+        )
+    if args.delete:
+        for name in answer.deleted:
+            print(f"deleted {name}")
+        print(
+            f"forgot {answer.root}" + ("" if answer.deleted else f" (it had no index at {index})")
+        )
+        return 0
+    forget = "`codesearch forget` deletes it"
+    print(f"stopped watching {answer.root} (its index stays at {index}; {forget})")
     return 0
+
+
+def _remove_here(args: argparse.Namespace, settings: Settings, path: str) -> wire.RemoveResult:
+    """`remove` without a daemon: the registry (remembered as removed), the index files."""
+    from codesearch.daemon import registry
+    from codesearch.daemon.forget import delete_index
+    from codesearch.wire import daemon as wire
+
+    rt = runtime(settings)
+    roots = registry.load(rt.repos)
+    index = settings.index_path(Path(path))
+    if Path(path) not in roots and not (args.delete and index.exists()):
+        raise BadInput(f"not a watched repository: {args.path} (see `codesearch repos`)")
+    removed = registry.load_removed(rt.repos) | {Path(path)}
+    registry.save(rt.repos, [r for r in roots if r != Path(path)], removed)
+    deleted = list(delete_index(index)) if args.delete else []
+    return wire.RemoveResult(root=path, index=str(index), deleted=deleted)
 
 
 def cmd_repos(args: argparse.Namespace, settings: Settings) -> int:

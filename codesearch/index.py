@@ -61,6 +61,20 @@ IMAGE_GROUP = 8
 ProgressFn = Callable[[Progress], None]
 
 
+class Cancelled(Exception):
+    """Raised by a ``before_embed`` hook to stop a run before its next embedder call: the run
+    returns at once (``IndexStats.cancelled``), keeping the files it finished."""
+
+
+class IndexInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, with how many files of the run are kept in the index (each file is
+    one transaction: a file is in the index whole, or as it was before)."""
+
+    def __init__(self, files_kept: int) -> None:
+        super().__init__(files_kept)
+        self.files_kept = files_kept
+
+
 @dataclass(frozen=True)
 class _Pending:
     state: FileState
@@ -153,13 +167,45 @@ class Indexer:
         self._skipped: list[Skip] = []  # files left out
         self._partial: list[Skip] = []  # parts left out of files that are indexed
         self._late = ""  # late chunking on: the backend's late_chunking_id (else "")
+        self._known: dict[str, FileState] | None = None  # the index's files as the run began
 
     def run(self, scope: Collection[str] | None = None) -> IndexStats:
         """Bring the index up to date: the whole repository, or with a ``scope``
         (repository-relative paths, see :func:`codesearch.paths.walk`) only what lies in it,
         with the same decisions a full run makes; files outside the scope are untouched.
-        A run that had to wipe the index (``rebuilt``) covers the whole repository."""
+        A run that had to wipe the index (``rebuilt``) covers the whole repository.
+
+        A ``before_embed`` hook that raises :class:`Cancelled` stops it before the next
+        embedder call: the stats say ``cancelled``, ``files_indexed`` being the files kept.
+        Ctrl-C raises :class:`IndexInterrupted` with that count."""
         self._started = time.monotonic()
+        self._known = None
+        try:
+            return self._run(scope)
+        except Cancelled:
+            return IndexStats(
+                files_indexed=self._files_kept(),
+                chunks_embedded=self._embedded,
+                seconds=time.monotonic() - self._started,
+                cancelled=True,
+            )
+        except KeyboardInterrupt:
+            raise IndexInterrupted(self._files_kept()) from None
+
+    def _files_kept(self) -> int:
+        """Files this run wrote that are in the index now (new content, read from the store:
+        exact even when the run stopped in the middle of a file's transaction)."""
+        if self._known is None:  # stopped before it read the index: nothing written yet
+            return 0
+        known = self._known
+        now = self.store.file_states()
+        return sum(
+            1
+            for path, state in now.items()
+            if (old := known.get(path)) is None or old.content_hash != state.content_hash
+        )
+
+    def _run(self, scope: Collection[str] | None) -> IndexStats:
         self._late = self._late_variant()
         rebuilt = self.store.configure(
             model_id=self.embedder.model_id,
@@ -175,7 +221,7 @@ class Indexer:
             scope = None  # every file was forgotten, not only the scope's
         roots = None if scope is None else normalize_scope(scope)
         found = walk(self.root, self.settings, roots)
-        known = self.store.file_states()
+        known = self._known = self.store.file_states()
         self._skipped = list(found.skipped)
         self._partial = []
         todo = [f for f in found.files if not _unchanged(f, known.get(f.path))]

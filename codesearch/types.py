@@ -223,6 +223,7 @@ class IndexStats:
     skipped: tuple[Skip, ...] = field(default=())
     seconds: float = 0.0
     rebuilt: bool = False  # the model, dimension or chunker changed: everything was redone
+    cancelled: bool = False  # stopped early: files_indexed files of the run are kept
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,8 @@ class Repo:
     read_lock: threading.Lock = field(default_factory=threading.Lock)
     reader_id: tuple[int, int] | None = None  # (device, inode) of the file each store opened
     writer_id: tuple[int, int] | None = None
+    running: bool = False  # the writer is running an update of it now
+    root_id: tuple[int, int] | None = None  # (device, inode) of the folder being watched
 
     def due_at(self) -> float:
         """When the pending batch is to be taken (monotonic clock)."""

@@ -181,8 +181,14 @@ class Dispatcher:
             )
 
     def do_remove(self, params: wire.RemoveParams, emit: Emit) -> wire.RemoveResult:
-        root = self.service.remove(params.path)
-        return wire.RemoveResult(root=str(root), index=str(self.service.settings.index_path(root)))
+        done = self.service.remove(params.path, delete=params.delete)
+        return wire.RemoveResult(
+            root=str(done.root),
+            index=str(self.service.settings.index_path(done.root)),
+            stopped=done.stopped,
+            files_kept=done.files_kept,
+            deleted=list(done.deleted),
+        )
 
     def do_repos(self, params: wire.ReposParams, emit: Emit) -> wire.ReposResult:
         return wire.ReposResult(repos=self.service.status().repos)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Iterable
@@ -30,13 +31,14 @@ from codesearch import __version__
 from codesearch.config import Settings
 from codesearch.daemon import registry
 from codesearch.daemon.facts import embedder_facts, index_facts, rss_bytes
+from codesearch.daemon.forget import Removed, delete_index
 from codesearch.daemon.protocol import SCHEMA_VERSION
 from codesearch.daemon.repo_state import Repo
 from codesearch.daemon.runtime import Runtime
 from codesearch.daemon.watcher import WHOLE_REPO, RepoWatcher
 from codesearch.embed import EmbedderUnavailable
 from codesearch.engine import META_MODEL_SPEC, RepoSearch, locate_repo, prepare_writer
-from codesearch.index import Indexer
+from codesearch.index import Cancelled, Indexer
 from codesearch.paths import resolve_root
 from codesearch.search import SearchOptions
 from codesearch.store import Store
@@ -60,10 +62,8 @@ YIELD_MAX_S = 2.0  # the writer waits at most this long for queries before each 
 RETRY_S, RETRY_MAX_S = 5.0, 300.0  # a failed update is retried after 5 s, 10 s, ... 5 min
 OUTAGE_RETRY_MIN_S = 1.0  # a paused update is retried when the server's breaker allows, >= this
 SKIP_REASONS = ("ignored", "vendored", "vcs")  # name-based: events below them change nothing
-
-
-class Cancelled(Exception):
-    """The daemon is stopping: abandon the running update between files."""
+ROOT_CHECK_S = 2.0  # every watched folder is checked this often: moved, deleted, back
+STOP_WAIT_S = 30.0  # `remove` waits at most this long for a running update to stop
 
 
 class QueryGate:
@@ -94,6 +94,9 @@ class Service:
         self.rt = rt
         self.started = time.time()
         self.repos: dict[Path, Repo] = {}
+        self.removed: set[Path] = set()  # `codesearch remove`d: a search does not re-add them
+        self._next_root_check = 0.0
+        self._stale: list[RepoWatcher] = []  # watchers of folders gone, stopped outside the lock
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._stopping = threading.Event()
@@ -104,6 +107,7 @@ class Service:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        self.removed = registry.load_removed(self.rt.repos)
         for root in registry.load(self.rt.repos):
             self._attach(root)
         self._worker.start()
@@ -133,6 +137,7 @@ class Service:
             return repo
 
     def _watch(self, repo: Repo) -> None:
+        repo.root_id = _dir_id(repo.root)
         if not repo.root.is_dir():
             repo.state, repo.error = RepoState.MISSING, f"repository folder is gone: {repo.root}"
             repo.next_rescan = time.monotonic() + RESCAN_S
@@ -164,24 +169,39 @@ class Service:
             if root in self.repos:
                 return self.repos[root], False
             repo = self._attach(root)
-            registry.save(self.rt.repos, list(self.repos))
+            self.removed.discard(root)
+            registry.save(self.rt.repos, list(self.repos), self.removed)
             log.info("added %s", root)
             return repo, True
 
-    def remove(self, path: str) -> Path:
+    def remove(self, path: str, delete: bool = False) -> Removed:
+        """Stop watching ``path`` (remembered until `add`); a running update of it stops
+        before its next embedder call, keeping the files it finished; ``delete``: then
+        delete its index (also of a repository not watched)."""
         root = Path(path).expanduser().resolve()
-        with self._lock:
+        index = self.settings.index_path(root)
+        with self._wake:
             repo = self.repos.pop(root, None)
-            if repo is None:
+            if repo is None and not (delete and index.exists()):
                 raise BadInput(f"not a watched repository: {path} (see `codesearch repos`)")
-            registry.save(self.rt.repos, list(self.repos))
-            repo.pending.clear()
-            indexing = repo.state == RepoState.INDEXING
-            repo.state = RepoState.REMOVED  # when indexing, the writer closes it after its run
-        if not indexing:
+            self.removed.add(root)
+            registry.save(self.rt.repos, list(self.repos), self.removed)
+            stopped = repo is not None and repo.running
+            if repo is not None:
+                repo.pending.clear()
+                repo.rebuild = False
+                repo.state = RepoState.REMOVED  # the running update stops; the writer closes it
+                self._wake.notify_all()
+            if repo is not None and stopped:
+                self._wake.wait_for(lambda: not repo.running, timeout=STOP_WAIT_S)
+        kept = None
+        if repo is not None and not repo.running:
             self._detach(repo)
-        log.info("removed %s", root)
-        return root
+            stats = repo.last_stats
+            kept = stats.files_indexed if stopped and stats is not None and stats.cancelled else 0
+        deleted = delete_index(index) if delete else ()
+        log.info("removed %s%s", root, f" and deleted {len(deleted)} index files" if delete else "")
+        return Removed(root, stopped=stopped, files_kept=kept, deleted=deleted)
 
     def notify(self, repo: Repo, scopes: Iterable[str]) -> None:
         """Paths (scopes) changed in ``repo``: queue them; the writer takes them debounced."""
@@ -225,7 +245,8 @@ class Service:
             repo = self.repos.get(root)
             if repo is None:
                 repo = self._attach(root)
-                registry.save(self.rt.repos, list(self.repos))
+                self.removed.discard(root)
+                registry.save(self.rt.repos, list(self.repos), self.removed)
             self._queue(repo, {WHOLE_REPO})
             repo.rebuild = repo.rebuild or rebuild
             self._wake.notify_all()
@@ -233,6 +254,9 @@ class Service:
 
     def resolve(self, repo: str | None, cwd: str | None) -> Path:
         if repo:
+            gone = self.repos.get(Path(repo).expanduser().resolve())
+            if gone is not None and gone.state == RepoState.MISSING:
+                raise BadInput(f"{gone.error} (moved or deleted? `codesearch status` shows it)")
             return resolve_root(Path(repo))
         return locate_repo(Path(cwd or "."), self.settings)
 
@@ -275,6 +299,11 @@ class Service:
         with small pending changes landed first."""
         with self._lock:
             repo = self.repos.get(root)
+        if repo is None and root in self.removed:
+            raise BadInput(
+                f"{root} was removed with `codesearch remove`: `codesearch add {root}` "
+                "indexes and watches it again"
+            )
         if repo is None:
             if not self.settings.index_path(root).exists():
                 raise IndexMissing(
@@ -291,6 +320,8 @@ class Service:
         """What a query's answer says about the index: an update running, a rebuild done."""
         with self._lock:
             p = repo.progress
+            if repo.state == RepoState.MISSING:
+                notices.append(f"{repo.error}: these results are from its index as it was")
             if repo.state == RepoState.INDEXING and p is not None and p.files_total > p.files_done:
                 # only when files are really being re-indexed (not a catch-up that finds none)
                 left = p.files_total - p.files_done
@@ -342,7 +373,7 @@ class Service:
         return min(ready, key=lambda r: r.first_event)
 
     def _next_wakeup(self, now: float) -> float:
-        deadlines = [RESCAN_S]
+        deadlines = [RESCAN_S, self._next_root_check - now]
         for r in self.repos.values():
             if r.pending or r.rebuild:
                 deadlines.append(r.due_at() - now)
@@ -352,8 +383,10 @@ class Service:
 
     def _work(self) -> None:
         while not self._stopping.is_set():
+            self._stop_stale()
             with self._wake:
                 now = time.monotonic()
+                self._check_roots(now)
                 self._rescan_unwatched(now)
                 repo = self._due(now)
                 if repo is None:
@@ -366,6 +399,7 @@ class Service:
                 scopes, repo.pending = repo.pending, set()
                 rebuild, repo.rebuild = repo.rebuild, False
                 repo.state, repo.error = RepoState.INDEXING, ""
+                repo.running = True
             try:
                 self._update(repo, scopes, rebuild)
             except Cancelled:
@@ -425,6 +459,44 @@ class Service:
             self._detach(repo)
         elif stale is not None:
             stale.stop()
+        with self._wake:  # closed when removed: `remove` may delete its files now
+            repo.running = False
+            self._wake.notify_all()
+
+    def _check_roots(self, now: float) -> None:
+        """Every ``ROOT_CHECK_S`` (lock held): a folder moved or deleted is missing (its
+        running update stops); one back, or another in its place, is watched and reconciled."""
+        if now < self._next_root_check:
+            return
+        self._next_root_check = now + ROOT_CHECK_S
+        for repo in self.repos.values():
+            if repo.state == RepoState.REMOVED:
+                continue
+            found = _dir_id(repo.root)
+            if found is None and repo.state != RepoState.MISSING:
+                repo.state, repo.error = (
+                    RepoState.MISSING,
+                    f"repository folder is gone: {repo.root}",
+                )
+                repo.next_rescan = now + RESCAN_S
+                log.warning("%s", repo.error)
+                if repo.watcher is not None:
+                    self._stale.append(repo.watcher)
+                repo.watcher = None
+            elif found is not None and (repo.state == RepoState.MISSING or found != repo.root_id):
+                log.info("%s is back (or replaced): watching it again", repo.root)
+                if repo.watcher is not None:
+                    self._stale.append(repo.watcher)
+                repo.watcher = None
+                repo.state, repo.error = RepoState.QUEUED, ""
+                self._watch(repo)
+                self._queue(repo, {WHOLE_REPO})
+
+    def _stop_stale(self) -> None:
+        with self._lock:
+            stale, self._stale = self._stale, []
+        for watcher in stale:
+            watcher.stop()
 
     def _rescan_unwatched(self, now: float) -> None:
         for repo in self.repos.values():
@@ -463,11 +535,18 @@ class Service:
             repo.embedder,
             self.settings,
             progress=lambda p: setattr(repo, "progress", p),
-            before_embed=self._before_embed,
+            before_embed=lambda: self._before_embed(repo),
             # a remote backend gets enough chunks per call to keep all its requests in flight
             embed_group=max(self.settings.batch_size, repo.embedder.preferred_group),
         )
         stats = indexer.run(scope)
+        if stats.cancelled:
+            with self._lock:
+                repo.last_stats = stats
+            log.info(
+                "%s: update stopped, %d files it finished are kept", repo.root, stats.files_indexed
+            )
+            return
         skipped = [s.path for s in stats.skipped if s.reason in SKIP_REASONS]
         repo.skip.update(scopes if scope is not None else [WHOLE_REPO], skipped)
         with self._lock:
@@ -485,11 +564,17 @@ class Service:
                 time.monotonic() - started,
             )
 
-    def _before_embed(self) -> None:
-        if self._stopping.is_set():
+    def _before_embed(self, repo: Repo) -> None:
+        """Before each embedder call: stop if the daemon stops or the repository was removed
+        or went missing; else let queries in flight finish first."""
+        stop = (RepoState.REMOVED, RepoState.MISSING)
+        with self._lock:  # the writer is busy: folders are checked here meanwhile
+            self._check_roots(time.monotonic())
+        self._stop_stale()
+        if self._stopping.is_set() or repo.state in stop:
             raise Cancelled
         self.gate.wait_idle()
-        if self._stopping.is_set():
+        if self._stopping.is_set() or repo.state in stop:
             raise Cancelled
 
     def _open_writer(self, repo: Repo, rebuild: bool) -> None:
@@ -593,6 +678,15 @@ def _file_id(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return info.st_dev, info.st_ino
+
+
+def _dir_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the folder at ``path``; None when there is none."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
 
 
 def _delete_index(index_path: Path) -> None:

@@ -171,6 +171,9 @@ class RemoveParams(Params):
     method: ClassVar[Method] = Method.REMOVE
 
     path: Annotated[Location, Says(empty="'{name}' is required")] = Field(min_length=1)
+    delete: StrictBool = Field(
+        default=False, description="also delete its index files (`codesearch forget`)"
+    )
 
 
 class ReposParams(Params):
@@ -294,7 +297,10 @@ class SimilarResult(Wire):
 class RemoveResult(Wire):
     root: str
     removed: bool = True
-    index: str = Field(description="the index, left in place")
+    index: str = Field(description="the index, left in place unless `deleted` names it")
+    stopped: bool = Field(default=False, description="an update of it was running: it stopped")
+    files_kept: Maybe[int] = omitted("files the stopped update finished, kept in the index")
+    deleted: list[str] = Field(default_factory=list, description="index files deleted")
 
 
 class ReposResult(Wire):
