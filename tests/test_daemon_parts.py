@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from codesearch.config import Settings
-from codesearch.daemon import protocol, service
+from codesearch.daemon import protocol, registry, service
 from codesearch.daemon.runtime import MAX_SOCKET_PATH, runtime
 from codesearch.daemon.service import QueryGate, Service
 from codesearch.daemon.watcher import WHOLE_REPO, SkipPrefixes, classify
@@ -184,7 +184,12 @@ def test_remove_and_unknown_repositories(svc: Service, repo: Path, tmp_path: Pat
         svc.remove(str(tmp_path / "elsewhere"))
     svc.remove(str(repo))
     assert svc.status().repos == []
-    assert runtime(svc.settings).repos.read_text().count(str(repo)) == 0
-    # searching an indexed repository watches it again
-    results, notices = svc.search(repo, ["retry backoff"], SearchOptions(k=3), None)
-    assert results[0] and any("now watching" in n for n in notices)
+    assert repo not in registry.load(runtime(svc.settings).repos)
+    # removed sticks: searching it does not watch it again, `add` does
+    with pytest.raises(BadInput, match="was removed with `codesearch remove`"):
+        svc.search(repo, ["retry backoff"], SearchOptions(k=3), None)
+    assert svc.status().repos == []
+    svc.add(str(repo))
+    assert svc.wait(repo, 30)
+    results, _ = svc.search(repo, ["retry backoff"], SearchOptions(k=3), None)
+    assert results[0]
