@@ -317,7 +317,7 @@ def _repo_lines(repo: dict[str, Any]) -> str:
         lines.append(f"  pending   {queued} changes queued, {left} files in progress")
     if repo.get("last_update"):
         lines.append(f"  updated   {_ago(time.time() - repo['last_update'])} ago")
-    for key in ("error", "notice"):
+    for key, label in (("error", "error"), ("index_error", "error"), ("notice", "notice")):
         if repo.get(key):
-            lines.append(f"  {key:9} {repo[key]}")
+            lines.append(f"  {label:9} {repo[key]}")
     return "\n".join(lines)
