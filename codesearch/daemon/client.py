@@ -12,7 +12,7 @@ from typing import Any
 from codesearch.config import Settings
 from codesearch.daemon import protocol
 from codesearch.daemon.protocol import DaemonUnavailable, ProtocolError, Request
-from codesearch.daemon.runtime import runtime
+from codesearch.daemon.runtime import check_dir, runtime
 
 EventFn = Callable[[str, dict[str, Any]], None]
 
@@ -29,8 +29,10 @@ class Client:
 
     @classmethod
     def connect(cls, settings: Settings, timeout: float | None = None) -> Client:
-        """Connect to the running daemon; DaemonUnavailable when none answers."""
+        """Connect to the running daemon; DaemonUnavailable when none answers (or its
+        socket folder could be another user's: never talk to what might be theirs)."""
         path = runtime(settings).socket
+        check_dir(path.parent)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(CONNECT_TIMEOUT_S)
         try:

@@ -25,9 +25,11 @@ from typing import IO, Any
 from codesearch import globs
 from codesearch.config import Settings
 from codesearch.daemon import protocol
+from codesearch.daemon.logstream import LogStream
 from codesearch.daemon.protocol import ProtocolError, Request
 from codesearch.daemon.runtime import Runtime, runtime, secure_dir
 from codesearch.daemon.service import Service
+from codesearch.datadir import private_dir, secure_home
 from codesearch.paths import resolve_root
 from codesearch.ranked import search_several
 from codesearch.search import SNIPPET_LINES, SearchOptions
@@ -255,6 +257,13 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self.dispatcher = dispatcher
         super().__init__(path, _Connection)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that failed: a client that hung up (before its answer, or an error
+        reply) is no error of ours and says nothing; anything else goes to the log."""
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        log.exception("connection failed")
+
 
 # ---------------------------------------------------------------------- the process
 
@@ -292,7 +301,12 @@ def _bind(rt: Runtime, dispatcher: Dispatcher) -> _Server:
 
 
 def _setup_logging(rt: Runtime, foreground: bool) -> None:
-    rt.log_dir.mkdir(parents=True, exist_ok=True)
+    """The log: rotated, private (what the daemon creates is 0600, its folders 0700, and an
+    earlier version's looser ones are tightened). Detached, the daemon's own stderr (warnings,
+    an uncaught exception's traceback) goes to the log too, not to the unbounded daemon.out."""
+    os.umask(0o077)
+    secure_home(rt.home)
+    private_dir(rt.log_dir)
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -307,6 +321,8 @@ def _setup_logging(rt: Runtime, foreground: bool) -> None:
         root.addHandler(console)
     for noisy in ("watchdog", "transformers", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not foreground:
+        sys.stderr = LogStream(logging.getLogger("codesearch.stderr"))
 
 
 def serve(settings: Settings, foreground: bool = True) -> int:
