@@ -23,8 +23,8 @@ RUN_CLI = (
     "from fake_embedder import register; register(); "
     "from codesearch.cli import main; sys.exit(main(sys.argv[1:]))"
 )
-TIMEOUT_S = 120  # "does not hang": far beyond what any of these runs takes
-MEMORY_CAP = 4 << 30  # a read without limit fails fast instead of swapping the machine
+TIMEOUT_S = 60  # "does not hang": far beyond what any of these runs takes (about 2 s)
+MEMORY_CAP = 2 << 30  # a read without limit fails fast instead of swapping the machine
 
 GEO = '''def polygon_area(points):
     """The area of a polygon by the shoelace formula."""
