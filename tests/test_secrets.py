@@ -18,7 +18,6 @@ from mcp_helpers import McpClient
 
 from codesearch.cli import main
 from codesearch.config import Settings
-from codesearch.credentials import secret_content, secret_path
 from codesearch.paths import read_source, walk
 
 AWS_ID = "AKIA" + "Z7Q3RX5LMN2TPW4K"
@@ -137,6 +136,8 @@ def test_secrets_by_content(planted: Path, tmp_path: Path) -> None:
 
 
 def test_what_each_content_check_says() -> None:
+    from codesearch.credentials import secret_content, secret_path
+
     assert secret_content(PEM.encode()) == "a private key (PEM block)"
     assert secret_content(f"x = '{GITHUB}'".encode()) == "a GitHub token"
     assert secret_content(SLACK.encode()) == "a Slack token"
