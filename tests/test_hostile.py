@@ -16,6 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from daemon_helpers import Daemon
+
+from codesearch.daemon import lifecycle
+from codesearch.daemon.client import Client
 
 TESTS = Path(__file__).parent
 RUN_CLI = (
@@ -143,3 +147,25 @@ def test_a_source_replaced_by_a_fifo_after_indexing(repo: Path) -> None:
 
     err = _indexed(repo)
     assert "skipped src/geo.py: not-regular (not a regular file (fifo, socket, device))" in err
+
+
+def test_a_hostile_repository_does_not_wedge_the_daemon(repo: Path, tmp_path: Path) -> None:
+    """Its FIFO ignore file is skipped; another repository is indexed and searched after it,
+    and the daemon stops when asked."""
+    _fifo(repo / ".gitignore")
+    good = tmp_path / "good"
+    (good / "lib").mkdir(parents=True)
+    (good / "lib" / "shapes.py").write_text(GEO)
+    daemon = Daemon(tmp_path / "home").start()
+    try:
+        with Client.connect(daemon.settings, timeout=TIMEOUT_S) as client:
+            client.call("add", {"path": str(repo), "wait": False})
+            client.call("add", {"path": str(good), "wait": True})
+            client.call("wait", {"timeout": TIMEOUT_S})
+            found = client.call("search", {"queries": ["polygon area"], "k": 5, "repo": str(good)})
+            assert "lib/shapes.py" in {h["path"] for h in found["results"][0]}
+            status = client.call("status", {"repo": str(repo)})["repos"][0]
+            assert status["state"] == "idle" and status["files"] >= 1, status
+        assert lifecycle.stop(daemon.settings) == daemon.pid
+    finally:
+        daemon.stop()
