@@ -25,7 +25,6 @@ from typing import IO, Any
 from codesearch import globs
 from codesearch.config import Settings
 from codesearch.daemon import protocol
-from codesearch.daemon.logstream import LogStream
 from codesearch.daemon.protocol import ProtocolError, Request
 from codesearch.daemon.runtime import Runtime, runtime, secure_dir
 from codesearch.daemon.service import Service
@@ -302,8 +301,9 @@ def _bind(rt: Runtime, dispatcher: Dispatcher) -> _Server:
 
 def _setup_logging(rt: Runtime, foreground: bool) -> None:
     """The log: rotated, private (what the daemon creates is 0600, its folders 0700, and an
-    earlier version's looser ones are tightened). Detached, the daemon's own stderr (warnings,
-    an uncaught exception's traceback) goes to the log too, not to the unbounded daemon.out."""
+    earlier version's looser ones are tightened). Warnings and the tracebacks of uncaught
+    exceptions in threads go to it too, not to daemon.out (the detached daemon's stderr, which
+    nothing rotates while it runs: it keeps only what comes before this, and a last error)."""
     os.umask(0o077)
     secure_home(rt.home)
     private_dir(rt.log_dir)
@@ -321,8 +321,16 @@ def _setup_logging(rt: Runtime, foreground: bool) -> None:
         root.addHandler(console)
     for noisy in ("watchdog", "transformers", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if not foreground:
-        sys.stderr = LogStream(logging.getLogger("codesearch.stderr"))
+    logging.captureWarnings(True)
+
+    def uncaught(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        where = args.thread.name if args.thread is not None else "a thread"
+        exc_info = (args.exc_type, args.exc_value, args.exc_traceback)
+        log.error("uncaught exception in %s", where, exc_info=exc_info)
+
+    threading.excepthook = uncaught
 
 
 def serve(settings: Settings, foreground: bool = True) -> int:
