@@ -7,6 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from codesearch.datadir import private_dir
 from codesearch.types import BadInput
 
 
@@ -24,7 +25,7 @@ def load(path: Path) -> list[Path]:
 
 
 def save(path: Path, roots: list[Path]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     text = json.dumps({"repositories": sorted(str(r) for r in roots)}, indent=2) + "\n"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".repos-", suffix=".json")
     try:
