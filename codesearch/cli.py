@@ -32,7 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from codesearch import __version__, cli_scope
+from codesearch import __version__, cli_scope, printable
 from codesearch.chunk.languages import LANGUAGES
 from codesearch.cli_checks import Once, count, guard_root
 from codesearch.cli_output import (
@@ -349,13 +349,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return HANDLERS[args.command](args)
     except CodesearchError as exc:
-        print(f"codesearch: error: {exc}", file=sys.stderr)
+        print(printable.name(f"codesearch: error: {exc}"), file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:  # `codesearch ... | head`: an OSError, but not an error
         return 0
     except OSError as exc:  # the data dir or a file we must write: one line, no traceback
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"codesearch: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(printable.name(f"codesearch: error: {exc.strerror or exc}{where}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("codesearch: interrupted", file=sys.stderr)

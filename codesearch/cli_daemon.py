@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from codesearch import printable
 from codesearch.config import Settings
 from codesearch.daemon.client import running
 from codesearch.daemon.runtime import runtime
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def notice(message: str) -> None:
-    print(f"codesearch: {message}", file=sys.stderr)
+    print(printable.name(f"codesearch: {message}"), file=sys.stderr)
 
 
 def link(settings: Settings, start: bool = True) -> DaemonLink:
@@ -98,10 +99,10 @@ def _logs(settings: Settings, lines: int, follow: bool) -> int:
 
     log = runtime(settings).log
     if not log.exists():
-        print(f"no log yet at {log}", file=sys.stderr)
+        print(printable.name(f"no log yet at {log}"), file=sys.stderr)
         return 1
     for line in lifecycle.read_log(settings, lines):
-        print(line)
+        print(printable.line(line))
     if not follow:
         return 0
     with open(log, encoding="utf-8", errors="replace") as handle:
@@ -109,7 +110,7 @@ def _logs(settings: Settings, lines: int, follow: bool) -> int:
         while True:
             line = handle.readline()
             if line:
-                print(line, end="", flush=True)
+                print(printable.line(line.rstrip("\n")), flush=True)
             else:
                 time.sleep(0.25)
 
@@ -145,7 +146,11 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
         if bar is not None:
             bar.close()
     verb = "watching" if answer.added else "already watching"
-    print(f"{verb} {answer.root}: {answer.files} files, {answer.chunks} chunks ({answer.state})")
+    print(
+        printable.name(
+            f"{verb} {answer.root}: {answer.files} files, {answer.chunks} chunks ({answer.state})"
+        )
+    )
     return 0
 
 
@@ -183,22 +188,27 @@ def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
     if answer.stopped:
         kept = answer.files_kept
         print(
-            f"stopped indexing {answer.root}: "
-            + (
-                "it stops after its current step"
-                if kept is None
-                else f"{kept} files it finished are kept"
+            printable.name(
+                f"stopped indexing {answer.root}: "
+                + (
+                    "it stops after its current step"
+                    if kept is None
+                    else f"{kept} files it finished are kept"
+                )
             )
         )
     if args.delete:
         for name in answer.deleted:
-            print(f"deleted {name}")
+            print(printable.name(f"deleted {name}"))
         print(
-            f"forgot {answer.root}" + ("" if answer.deleted else f" (it had no index at {index})")
+            printable.name(
+                f"forgot {answer.root}"
+                + ("" if answer.deleted else f" (it had no index at {index})")
+            )
         )
         return 0
     forget = "`codesearch forget` deletes it"
-    print(f"stopped watching {answer.root} (its index stays at {index}; {forget})")
+    print(printable.name(f"stopped watching {answer.root} (its index stays at {index}; {forget})"))
     return 0
 
 
@@ -242,7 +252,7 @@ def cmd_repos(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     for repo in repos:
         extra = f"  {repo['files']} files, {repo['chunks']} chunks" if "files" in repo else ""
-        print(f"{repo['root']}  [{repo['state']}]{extra}")
+        print(printable.name(f"{repo['root']}  [{repo['state']}]{extra}"))
     return 0
 
 
@@ -323,6 +333,12 @@ def _local_status(root: Path, settings: Settings, registered: bool) -> wire.Loca
 
 
 def _repo_lines(repo: dict[str, Any]) -> str:
+    """One repository's status for a person (names and messages escaped)."""
+    shown = {k: printable.name(v) if isinstance(v, str) else v for k, v in repo.items()}
+    return "\n".join(_status_lines(shown))
+
+
+def _status_lines(repo: dict[str, Any]) -> list[str]:
     state = repo["state"] + (", watching" if repo.get("watching") else "")
     lines = [f"repository  {repo['root']} ({state})"]
     if "index" in repo:
@@ -345,7 +361,7 @@ def _repo_lines(repo: dict[str, Any]) -> str:
         lines.append(f"  pending   {queued} changes queued, {left} files in progress")
     if repo.get("last_update"):
         lines.append(f"  updated   {_ago(time.time() - repo['last_update'])} ago")
-    for key in ("error", "notice"):
+    for key, label in (("error", "error"), ("index_error", "error"), ("notice", "notice")):
         if repo.get(key):
-            lines.append(f"  {key:9} {repo[key]}")
-    return "\n".join(lines)
+            lines.append(f"  {label:9} {repo[key]}")
+    return lines

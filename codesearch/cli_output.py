@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from codesearch import printable
 from codesearch.types import CODE_KINDS, BadInput, Hit
 
 if TYPE_CHECKING:
@@ -123,8 +124,9 @@ def vimgrep_line(path: str, hit: Hit) -> str:
     """``path:line:col:text`` for a hit: the line of its definition's signature (the first of
     its snippet that is not blank, a comment or a decorator), the column of its first
     character, and that line."""
+    path = printable.name(path)
     if hit.media is not None:  # a picture has no lines
-        return f"{path}:1:1:{hit.kind} {hit.name}".rstrip()
+        return f"{path}:1:1:{hit.kind} {printable.name(hit.name)}".rstrip()
     lines = hit.snippet.split("\n")
     code = hit.kind in CODE_KINDS
     pick = next(
@@ -135,7 +137,7 @@ def vimgrep_line(path: str, hit: Hit) -> str:
         pick = next((i for i, line in enumerate(lines) if line.strip()), 0)
     text = lines[pick].rstrip() if lines else ""
     col = len(text) - len(text.lstrip()) + 1
-    return f"{path}:{hit.start_line + pick}:{col}:{text}"
+    return f"{path}:{hit.start_line + pick}:{col}:{printable.line(text)}"
 
 
 def _skipped(line: str) -> bool:
@@ -174,7 +176,7 @@ def _print_results(args: argparse.Namespace, queries: list[str], found: Found) -
     if args.files_only:
         files = list(dict.fromkeys(shown_path(root, hit) for root, hit in results[0]))
         for path in files:
-            print(path)
+            print(printable.name(path))
         return 0 if files else 1
     if args.vimgrep:
         lines = [vimgrep_line(shown_path(r, h), h) for one in results for r, h in one]
@@ -220,7 +222,7 @@ def _print_similar(args: argparse.Namespace, root: Path, source: Source, hits: l
     if args.files_only:
         files = list(dict.fromkeys(h.path for h in hits))
         for path in files:
-            print(path)
+            print(printable.name(path))
         return 0 if files else 1
     if args.vimgrep:
         for hit in hits:
@@ -238,7 +240,7 @@ def _print_similar(args: argparse.Namespace, root: Path, source: Source, hits: l
         what = f"{source.kind} {source.name}" if source.name else source.kind
         style = Style(use_color(sys.stdout))
         where = f"{source.path}:{source.start_line}-{source.end_line}"
-        print(style("dim", f"like {where}  {what}"))
+        print(style("dim", printable.name(f"like {where}  {what}")))
         if hits:
             lines = SNIPPET_LINES if args.max_lines is None else args.max_lines
             context = [(v.before or [], v.after or []) for v in shown] if args.context else None

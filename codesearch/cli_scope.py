@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from codesearch import globs
+from codesearch import globs, printable
 from codesearch.cli_output import Found
 from codesearch.types import BadInput, Filters, Hit
 
@@ -130,7 +130,7 @@ def search_here(
         return Found.of(root, _search_one(root, settings, queries, options, model))
 
     def skipped(root: Path, exc: Exception) -> None:
-        print(f"codesearch: skipped {root}: {exc}", file=sys.stderr)
+        print(printable.name(f"codesearch: skipped {root}: {exc}"), file=sys.stderr)
 
     merged = search_several(
         list(where.repos) or registered(settings),

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codesearch.config import Settings
+from codesearch.datadir import secure_home
 from codesearch.embed import Embedder, load_embedder, resolve_auto
 from codesearch.index import Indexer, ProgressFn
 from codesearch.paths import find_repo_root, resolve_root
@@ -93,6 +94,7 @@ def index_repo(
     the index), else the one that built the existing index, else ``settings.model``."""
     root = resolve_root(path)
     index_path = settings.index_path(root)
+    secure_home(settings.home)  # the index holds the code: 0700 all the way down
     if rebuild and index_path.exists():
         for suffix in ("", "-wal", "-shm"):
             Path(f"{index_path}{suffix}").unlink(missing_ok=True)

@@ -9,14 +9,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
+from codesearch import credentials
+from codesearch.safe_read import Refused, read_regular
 from codesearch.wildmatch import Glob, compile_glob, trim
 
 GITIGNORE = ".gitignore"
 CODESEARCHIGNORE = ".codesearchignore"
+GIT_EXCLUDE = ".git/info/exclude"
 HEAD_BYTES = 8192
+IGNORE_FILE_MAX_BYTES = 1_000_000  # a larger ignore file is refused (its rules not applied)
+
+# Told about an ignore file that cannot be used: its absolute path and why.
+OnRefused = Callable[[str, Refused], None]
 
 VCS_NAMES = frozenset({".git", ".hg", ".svn"})
 
@@ -46,11 +53,6 @@ VENDORED_DIRS = frozenset(
         ".gradle",
     }
 )
-
-SECRET_NAMES = frozenset({".env", ".netrc", ".npmrc", ".pypirc", "credentials.json"})
-SECRET_SUFFIXES = (".pem", ".key", ".p12", ".pfx", ".keystore", ".jks", ".kdbx")
-SECRET_PREFIXES = ("id_rsa", "id_dsa", "id_ecdsa", "id_ed25519")
-ENV_TEMPLATES = frozenset({".env.example", ".env.sample", ".env.template"})
 
 LOCK_FILES = frozenset(
     {
@@ -105,15 +107,10 @@ def vendored_dir(name: str, siblings: Collection[str], has_pyvenv_cfg: bool) -> 
     return False
 
 
-def secret_file(name: str) -> bool:
-    lower = name.lower()
-    if lower in SECRET_NAMES:
-        return True
-    if lower.startswith(".env."):
-        return lower not in ENV_TEMPLATES
-    if lower.endswith(SECRET_SUFFIXES):
-        return True
-    return lower.startswith(SECRET_PREFIXES) and not lower.endswith(".pub")
+def secret_file(rel: str) -> bool:
+    """Whether ``rel`` (a relative path or a name) is a credential file by its name
+    (:func:`codesearch.credentials.secret_path` says which)."""
+    return credentials.secret_path(rel) is not None
 
 
 def generated_name(name: str) -> bool:
@@ -201,19 +198,28 @@ class IgnoreRules:
         self._codesearch = codesearch
 
     @classmethod
-    def for_root(cls, root: str) -> IgnoreRules:
-        """The rules of ``.git/info/exclude`` (if any), before any directory is read."""
-        patterns = load(f"{root}/.git/info/exclude")
+    def for_root(cls, root: str, on_refused: OnRefused | None = None) -> IgnoreRules:
+        """The rules of ``.git/info/exclude`` (if any), before any directory is read.
+        ``on_refused`` hears of an ignore file that is not used (a FIFO, a device, too large)."""
+        patterns = load(f"{root}/{GIT_EXCLUDE}", on_refused, follow_symlinks=True)
         return cls((_Layer("", patterns),) if patterns else ())
 
-    def child(self, dir_abs: str, dir_rel: str, names: Collection[str]) -> IgnoreRules:
+    def child(
+        self,
+        dir_abs: str,
+        dir_rel: str,
+        names: Collection[str],
+        on_refused: OnRefused | None = None,
+    ) -> IgnoreRules:
         """The rules inside ``dir_abs`` (``dir_rel`` relative to the root, "" for the root),
         given the names it holds; ``self`` when it has no ignore file."""
         base = f"{dir_rel}/" if dir_rel else ""
         git, codesearch = self._git, self._codesearch
-        if GITIGNORE in names and (patterns := load(f"{dir_abs}/{GITIGNORE}")):
+        if GITIGNORE in names and (patterns := load(f"{dir_abs}/{GITIGNORE}", on_refused)):
             git = (*git, _Layer(base, patterns))
-        if CODESEARCHIGNORE in names and (patterns := load(f"{dir_abs}/{CODESEARCHIGNORE}")):
+        if CODESEARCHIGNORE in names and (
+            patterns := load(f"{dir_abs}/{CODESEARCHIGNORE}", on_refused)
+        ):
             codesearch = (*codesearch, _Layer(base, patterns))
         if git is self._git and codesearch is self._codesearch:
             return self
@@ -232,12 +238,20 @@ class IgnoreRules:
         return Verdict(False, False)
 
 
-def load(path: str) -> tuple[Pattern, ...]:
-    """The patterns of one ignore file (empty when it is missing or unreadable)."""
+def load(
+    path: str, on_refused: OnRefused | None = None, follow_symlinks: bool = False
+) -> tuple[Pattern, ...]:
+    """The patterns of one ignore file (empty when it is missing or cannot be used).
+
+    Only a regular file of at most ``IGNORE_FILE_MAX_BYTES`` is read, without ever blocking; a
+    symlinked one in the tree is not followed (as git does). A file that exists but is refused
+    is reported to ``on_refused``."""
     try:
-        with open(path, "rb") as handle:
-            text = handle.read().decode("utf-8", "replace")
-    except OSError:
+        data = read_regular(path, IGNORE_FILE_MAX_BYTES, follow_symlinks=follow_symlinks)
+    except Refused as exc:
+        if exc.reason != "vanished" and on_refused is not None:
+            on_refused(path, exc)
         return ()
+    text = data.decode("utf-8", "replace")
     lines = (line.removesuffix("\r") for line in text.split("\n"))  # git's lines, not Python's
     return tuple(p for line in lines if (p := parse_line(line)))

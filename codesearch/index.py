@@ -36,6 +36,7 @@ from codesearch.chunk import CHUNKER_VERSION, chunk_file
 from codesearch.config import Settings
 from codesearch.embed import Embedder
 from codesearch.paths import in_scope, normalize_scope, read_source, walk
+from codesearch.safe_read import Refused
 from codesearch.store import Store
 from codesearch.types import (
     IMAGE_TASK,
@@ -331,8 +332,8 @@ class Indexer:
         when its bytes did."""
         try:
             digest = pictures.file_digest(source.abs_path)
-        except FileNotFoundError:
-            return None, Skip(source.path, "vanished", "file disappeared before it was read")
+        except Refused as exc:
+            return None, Skip(source.path, exc.reason, exc.detail)
         except OSError as exc:
             return None, Skip(source.path, "unreadable", exc.strerror or str(exc))
         state = FileState(source.path, source.size, source.mtime_ns, digest)

@@ -2,11 +2,16 @@
 
 The walk applies git ignore semantics (see :mod:`codesearch.ignore`), then the built-in
 filters, each with a reason recorded in :attr:`Discovery.skipped`, checked in this order:
-``vcs``, ``ignored``, ``vendored``, ``symlink-*``, ``not-regular``, ``secret``, ``generated``
-(by name), ``binary`` (by extension), ``too-large``, ``empty``, then by content ``binary``,
-``minified``, ``generated``. An explicit ``!pattern`` in a ``.codesearchignore`` re-includes a
-vendored directory or a generated-by-name file (never a secret: that is ``include_secrets``).
-A skipped directory counts as one entry; the walk never descends into it.
+``vcs``, ``ignored``, ``vendored``, ``symlink-*``, ``not-regular``, ``secret`` (by name and
+path, :mod:`codesearch.credentials`), ``generated`` (by name), ``binary`` (by extension),
+``too-large``, ``empty``, then by content ``binary``, ``minified``, ``generated``; reading a
+file for the index adds ``secret`` by content. An explicit ``!pattern`` in a
+``.codesearchignore`` re-includes a vendored directory or a generated-by-name file (never a
+secret: that is ``include_secrets``). A skipped directory counts as one entry; the walk never
+descends into it. An ignore file that cannot be used (a FIFO, a device, a symlink, too large)
+is recorded as ``ignore-file``, and its rules are not applied.
+
+Every file is read through :mod:`codesearch.safe_read`: regular files only, never blocking.
 
 A *scope* (repository-relative POSIX paths, see :func:`normalize_scope`) restricts a walk to
 those paths and what lies inside them, with exactly the full walk's decisions: the walk still
@@ -25,9 +30,10 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from codesearch import ignore
+from codesearch import credentials, ignore
 from codesearch.config import Settings
 from codesearch.media.formats import is_visual
+from codesearch.safe_read import Refused, read_regular
 from codesearch.types import BadInput, NotARepository, Skip, SourceFile
 
 
@@ -165,12 +171,18 @@ class _Walker:
     def skip(self, rel: str, reason: str, detail: str = "") -> None:
         self.skipped.append(Skip(rel, reason, detail))
 
+    def refused_ignore_file(self, path: str, exc: Refused) -> None:
+        """An ignore file that is not used (recorded only inside the scope)."""
+        rel = os.path.relpath(path, self.root_str).replace(os.sep, "/")
+        if self.scope is None or in_scope(rel, self.scope):
+            self.skip(rel, "ignore-file", f"{exc.detail}: its rules are not applied")
+
     def run(self) -> Discovery:
         try:
             top = list(os.scandir(self.root_str))
         except OSError as exc:
             raise BadInput(f"cannot read directory: {self.root} ({exc.strerror or exc})") from None
-        rules = ignore.IgnoreRules.for_root(self.root_str)
+        rules = ignore.IgnoreRules.for_root(self.root_str, self.refused_ignore_file)
         # (directory, its relative path, the rules of its parent, its entries if listed,
         # whether it lies in the scope)
         stack: list[tuple[str, str, ignore.IgnoreRules, list[os.DirEntry[str]] | None, bool]] = [
@@ -191,7 +203,7 @@ class _Walker:
                         self.skip(dir_rel, "unreadable", f"cannot list directory: {_why(exc)}")
                     continue
             names = {entry.name for entry in entries}
-            rules = rules.child(dir_abs, dir_rel, names)
+            rules = rules.child(dir_abs, dir_rel, names, self.refused_ignore_file)
             for entry in entries:
                 rel = f"{dir_rel}/{entry.name}" if dir_rel else entry.name
                 if inside or (self.scope is not None and rel in self.scope):
@@ -248,8 +260,8 @@ class _Walker:
         if _bad_name(rel):
             self.skip(_printable(rel), "bad-name", "file name is not valid UTF-8")
             return False
-        if not self.settings.include_secrets and ignore.secret_file(name):
-            self.skip(rel, "secret")
+        if not self.settings.include_secrets and (why := credentials.secret_path(rel)):
+            self.skip(rel, "secret", credentials.detail(why))
             return False
         if not keep and ignore.generated_name(name):
             self.skip(rel, "generated", "lock file or minified bundle")
@@ -303,13 +315,12 @@ class _Walker:
             self.files.append(SourceFile(rel, Path(entry.path), st.st_size, st.st_mtime_ns))
             return
         try:
-            with open(entry.path, "rb") as handle:
-                head = handle.read(ignore.HEAD_BYTES)
-        except FileNotFoundError:
-            self.skip(rel, "vanished", "file disappeared during the walk")
-            return
-        except OSError as exc:
-            self.skip(rel, "unreadable", _why(exc))
+            head = read_regular(entry.path, ignore.HEAD_BYTES, follow_symlinks=False, head=True)
+        except Refused as exc:
+            if exc.reason == "vanished":
+                self.skip(rel, "vanished", "file disappeared during the walk")
+            else:
+                self.skip(rel, exc.reason, exc.detail)
             return
         verdict = ignore.sniff(head)
         if verdict:
@@ -349,19 +360,15 @@ def read_source(root: Path, path: str, settings: Settings) -> tuple[str | None, 
     full = os.path.join(root, norm)
     if not is_inside(root, Path(norm)):
         return None, Skip(path, "symlink-outside", "target is outside the root")
-    limit = settings.max_file_bytes
     try:
-        with open(full, "rb") as handle:
-            data = handle.read(limit + 1)
-    except FileNotFoundError:
-        return None, Skip(path, "vanished", "file disappeared before it was read")
-    except OSError as exc:
-        return None, Skip(path, "unreadable", _why(exc))
-    if len(data) > limit:
-        return None, Skip(path, "too-large", f"more than {limit} bytes")
+        data = read_regular(full, settings.max_file_bytes)
+    except Refused as exc:
+        return None, Skip(path, exc.reason, exc.detail)
     verdict = ignore.sniff(data[: ignore.HEAD_BYTES])
     if verdict and verdict[0] != "generated":  # the name/marker rules belong to the walk
         return None, Skip(path, *verdict)
+    if not settings.include_secrets and (what := credentials.secret_content(data)):
+        return None, Skip(path, "secret", credentials.detail(f"holds {what}"))
     offset = 0
     if data.startswith(codecs.BOM_UTF8):
         data, offset = data[len(codecs.BOM_UTF8) :], len(codecs.BOM_UTF8)

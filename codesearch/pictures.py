@@ -13,6 +13,7 @@ Pillow, PDFium and resvg stay in :mod:`codesearch.media`; this module only calls
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from codesearch.media.context import context_text
 from codesearch.media.formats import is_visual
 from codesearch.media.load import MediaLimits, Visual, inspect, render, visual_text
 from codesearch.media.refs import find_refs, is_document
+from codesearch.safe_read import open_regular
 from codesearch.types import BadInput, Chunk, ImageRef, Media, Skip
 
 IMAGE_LANGUAGE = "image"
@@ -52,10 +54,11 @@ def limits(settings: Settings) -> MediaLimits:
 
 
 def file_digest(path: Path) -> str:
-    """sha256 of a file's bytes (read in blocks: pictures can be large)."""
+    """sha256 of a file's bytes (read in blocks: pictures can be large). A regular file only:
+    anything else is :class:`codesearch.safe_read.Refused` (an OSError), never waited on."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(READ_BLOCK):
+    with open_regular(path) as fd:
+        while block := os.read(fd, READ_BLOCK):
             digest.update(block)
     return digest.hexdigest()
 

@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, TextIO
 
+from codesearch import printable
 from codesearch.types import Hit, IndexStats
 
 if TYPE_CHECKING:  # the client path must stay light: no numpy, no tree-sitter
@@ -51,22 +52,26 @@ def format_hits(
     """`path:line` first so terminals make it clickable, then kind, name, score, snippet;
     with ``context`` (lines before and after each hit) those lines too, numbered, dimmed.
     The lines that matched best (``Hit.match_range``, when a part of the hit) are marked: a
-    ``>`` in the gutter, and bold when colour is on."""
+    ``>`` in the gutter, and bold when colour is on. Names and lines are shown with their
+    control characters escaped (:mod:`codesearch.printable`)."""
     out: list[str] = []
     for i, hit in enumerate(hits):
         if hit.media is not None:
             out.extend(_picture(hit, style, snippet_lines))
             continue
-        location = f"{style('path', hit.path)}:{style('line', str(hit.start_line))}"
+        path = printable.name(hit.path)
+        location = f"{style('path', path)}:{style('line', str(hit.start_line))}"
         span = style("dim", f"-{hit.end_line}")
         label = (
-            f"{style('kind', hit.kind)} {style('name', hit.name)}"
+            f"{style('kind', hit.kind)} {style('name', printable.name(hit.name))}"
             if hit.name
             else style("kind", hit.kind)
         )
         out.append(f"{location}{span}  {label}  {style('score', f'{hit.score:.4f}')}")
         before, after = context[i] if context is not None else ([], [])
+        before, after = [printable.line(x) for x in before], [printable.line(x) for x in after]
         lines = hit.snippet.split("\n")[:snippet_lines] if snippet_lines > 0 else []
+        lines = [printable.line(x) for x in lines]
         if not (lines or before or after):
             continue
         first = hit.start_line - len(before)
@@ -112,12 +117,14 @@ def _picture(hit: Hit, style: Style, snippet_lines: int) -> list[str]:
     page = f" page {media.page}" if media.page else ""
     size = style("dim", f"{media.width}x{media.height}")
     out = [
-        f"{style('path', hit.path)}  {style('kind', hit.kind)}{page} {size}  "
+        f"{style('path', printable.name(hit.path))}  {style('kind', hit.kind)}{page} {size}  "
         f"{style('score', f'{hit.score:.4f}')}"
     ]
     if hit.referenced_by:
-        out.append(f"  {style('dim', 'shown in')} {', '.join(hit.referenced_by)}")
+        shown_in = ", ".join(printable.name(p) for p in hit.referenced_by)
+        out.append(f"  {style('dim', 'shown in')} {shown_in}")
     lines = hit.snippet.split("\n")[1 : 1 + max(snippet_lines - 1, 0)]  # after the title line
+    lines = [printable.line(x) for x in lines]
     out.extend(f"  {style('dim', line.rstrip())}" for line in lines if line.strip())
     out.append("")
     return out
@@ -180,7 +187,7 @@ def format_summary(stats: IndexStats, root: str) -> str:
     skipped = len(stats.skipped)
     note = " (rebuilt: the model or chunker changed since the last run)" if stats.rebuilt else ""
     return (
-        f"indexed {root}: {stats.files_seen} files ({stats.files_indexed} updated, "
+        f"indexed {printable.name(root)}: {stats.files_seen} files ({stats.files_indexed} updated, "
         f"{stats.files_unchanged} unchanged, {stats.files_removed} removed, {skipped} skipped); "
         f"{stats.chunks_total} chunks ({stats.chunks_embedded} embedded, "
         f"{stats.chunks_reused} reused) in {stats.seconds:.1f}s{note}"
@@ -190,7 +197,7 @@ def format_summary(stats: IndexStats, root: str) -> str:
 def format_skips(stats: IndexStats) -> str:
     """Every skip with its reason (verbose output), then counts by reason."""
     lines = [
-        f"skipped {s.path}: {s.reason}" + (f" ({s.detail})" if s.detail else "")
+        printable.name(f"skipped {s.path}: {s.reason}" + (f" ({s.detail})" if s.detail else ""))
         for s in stats.skipped
     ]
     counts = Counter(s.reason for s in stats.skipped)

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from codesearch.paths import relpath
+from codesearch.safe_read import read_regular
 from codesearch.search import Searcher, SearchOptions, collapse, symbol_key
 from codesearch.store import StoredChunk
 from codesearch.types import BadInput, Chunk, Hit, Task
@@ -36,6 +37,7 @@ from codesearch.types import BadInput, Chunk, Hit, Task
 MATCH_TASK = Task.TEXT_MATCHING
 MATCH_CANDIDATES = 100  # stored-vector neighbours re-ranked by text-matching
 EXAMPLE = "src/app/auth.py:42"
+MAX_COUNT_BYTES = 64_000_000  # lines are counted in files this size at most
 
 
 def parse_location(text: str) -> tuple[str, int]:
@@ -64,8 +66,8 @@ def _describe(c: Chunk) -> str:
 
 
 def _line_count(file: Path) -> int | None:
-    try:
-        data = file.read_bytes()
+    try:  # a regular file only, capped: a FIFO or a device is never waited on
+        data = read_regular(file, MAX_COUNT_BYTES)
     except OSError:
         return None
     return len(data.split(b"\n")) - (1 if data.endswith(b"\n") else 0)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codesearch.paths import is_inside
+from codesearch.safe_read import read_text
 from codesearch.types import Hit
 from codesearch.wire import hits
 
@@ -52,11 +53,8 @@ class FileLines:
     def _read(self, path: str) -> list[str] | None:
         if os.path.isabs(path) or not is_inside(self.root, Path(path)):
             return None
-        full = self.root / path
-        try:
-            if full.stat().st_size > MAX_FILE_BYTES:
-                return None
-            text = full.read_text(encoding="utf-8", errors="replace")
+        try:  # a regular file only, capped: a FIFO or a device is never waited on
+            text = read_text(self.root / path, MAX_FILE_BYTES)
         except OSError:
             return None
         return text.split("\n")

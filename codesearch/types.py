@@ -258,6 +258,10 @@ class IndexLocked(CodesearchError):
     pass
 
 
+class DiskFull(CodesearchError):
+    """The disk that holds an index has no space left: nothing is damaged, writes wait."""
+
+
 class ModelMismatch(CodesearchError):
     pass
 

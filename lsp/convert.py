@@ -19,9 +19,12 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
 
+from codesearch.safe_read import read_regular
 from codesearch.types import Kind
 from codesearch.wire.hits import Hit, Source
 from codesearch.wire.lsp import Result, SourceChunk
+
+MAX_READ_BYTES = 16_000_000  # ranges are computed from files this size at most
 
 UTF8, UTF16, UTF32 = "utf-8", "utf-16", "utf-32"
 
@@ -89,8 +92,8 @@ def line_range(
 
 def read_lines(path: Path) -> list[str] | None:
     """The lines of the file at ``path`` (UTF-8, undecodable bytes replaced), None if unreadable."""
-    try:
-        data = path.read_bytes()
+    try:  # a regular file only, capped: a FIFO or a device is never waited on
+        data = read_regular(path, MAX_READ_BYTES)
     except OSError:
         return None
     return split_lines(data.decode("utf-8", errors="replace"))

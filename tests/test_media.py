@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -462,7 +463,12 @@ def test_icon_needs_both_sides_small(tmp_path: Path) -> None:
 def test_missing_and_unreadable_files(tmp_path: Path) -> None:
     assert only_skip(inspect(tmp_path / "gone.png", "gone.png"))[0] == "vanished"
     (tmp_path / "folder.png").mkdir()
-    assert only_skip(inspect(tmp_path / "folder.png", "folder.png"))[0] == "unreadable"
+    assert only_skip(inspect(tmp_path / "folder.png", "folder.png"))[0] == "not-regular"
+    os.mkfifo(tmp_path / "pipe.png")  # refused at once, never waited on
+    assert only_skip(inspect(tmp_path / "pipe.png", "pipe.png")) == (
+        "not-regular",
+        "not a regular file (fifo)",
+    )
 
 
 def test_a_png_in_disguise_is_read_but_an_eps_is_not(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import os
 import shutil
 import subprocess
@@ -518,13 +517,13 @@ def test_binary_extension_is_never_opened(
     write(tmp_path, "image.jpg", "text")
     write(tmp_path, "a.py")
     opened: list[str] = []
-    real_open = builtins.open
+    real_open = os.open  # every read of a repository's file opens it here (safe_read)
 
     def spy(file: Any, *args: Any, **kwargs: Any) -> Any:
         opened.append(str(file))
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "open", spy)
+    monkeypatch.setattr(os, "open", spy)
     d = walk(tmp_path, settings)
     assert skip_map(d) == {"font.woff2": "binary"}
     assert files_of(d) == ["a.py", "image.jpg"]  # a picture: the indexer opens it, not the walk
@@ -604,7 +603,7 @@ def test_unreadable_directory_and_file_simulated(
     write(tmp_path, "locked/b.py")
     write(tmp_path, "secret-ish.py")
     write(tmp_path, "gone.py")
-    real_scandir, real_open = os.scandir, builtins.open
+    real_scandir, real_open = os.scandir, os.open
 
     def scandir(path: Any) -> Any:
         if str(path).endswith("locked"):
@@ -619,7 +618,7 @@ def test_unreadable_directory_and_file_simulated(
         return real_open(file, *args, **kwargs)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(os, "open", fake_open)
     d = walk(tmp_path, settings)
     assert files_of(d) == ["ok/a.py"]
     assert skip_map(d) == {

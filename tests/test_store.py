@@ -845,3 +845,26 @@ def test_pages_overwritten_in_the_middle(tmp_path: Path, rng: np.random.Generato
                 op()
             except IndexCorrupt as exc:
                 assert "\n" not in str(exc)
+
+
+def test_a_full_disk_is_disk_full_and_vec0_damage_is_plain_words(tmp_path: Path) -> None:
+    """SQLITE_FULL is its own error (never IndexCorrupt), and sqlite-vec's words for a damaged
+    vector are IndexCorrupt in plain words, without SQLite's own."""
+    from codesearch.store.base import _translate
+    from codesearch.store.check import find_problems
+    from codesearch.types import DiskFull
+
+    full = _translate(sqlean.OperationalError("database or disk is full"), tmp_path / "i.sqlite")
+    assert isinstance(full, DiskFull) and str(full).startswith("disk full:")
+    vec = _translate(
+        sqlean.OperationalError("Could not fetch vector data for 60, reading from blob failed"),
+        tmp_path / "i.sqlite",
+    )
+    assert isinstance(vec, IndexCorrupt) and "could not fetch" not in str(vec).lower()
+
+    class Full:  # a connection whose every read meets a full disk (a temp file for the check)
+        def execute(self, *args: object) -> None:
+            raise sqlean.OperationalError("database or disk is full")
+
+    with pytest.raises(sqlean.OperationalError):  # no finding about the file: raised
+        find_problems(Full(), "vec_chunks")

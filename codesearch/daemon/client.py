@@ -14,7 +14,7 @@ from typing import Any
 from codesearch.config import Settings
 from codesearch.daemon import protocol
 from codesearch.daemon.protocol import DaemonUnavailable, ProtocolError, Request
-from codesearch.daemon.runtime import runtime
+from codesearch.daemon.runtime import check_dir, runtime
 from codesearch.types import CodesearchError
 
 EventFn = Callable[[str, dict[str, Any]], None]
@@ -43,8 +43,10 @@ class Client:
     def connect(cls, settings: Settings, timeout: float | None = None) -> Client:
         """Connect to the running daemon; DaemonUnavailable when none answers, DaemonBusy
         when one runs but its listen queue stayed full (a burst of clients) for
-        :data:`BUSY_RETRY_S` seconds of retries with backoff."""
+        :data:`BUSY_RETRY_S` seconds of retries with backoff. A socket folder that could be
+        another user's is never talked to (DaemonUnavailable)."""
         path = runtime(settings).socket
+        check_dir(path.parent)
         deadline = time.monotonic() + BUSY_RETRY_S
         delay = BUSY_FIRST_DELAY_S
         while True:

@@ -3,6 +3,7 @@ starts and restarts it for the faces is daemon/link.py). Cheap to import."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -11,16 +12,20 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from codesearch.config import Settings
 from codesearch.daemon.client import Client, DaemonBusy, running
 from codesearch.daemon.protocol import DaemonUnavailable, SchemaMismatch
-from codesearch.daemon.runtime import runtime
+from codesearch.daemon.runtime import runtime, secure_dir
+from codesearch.datadir import private_dir, secure_home
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 UNIT_NAME = "codesearch.service"
+# daemon.out takes what the daemon prints before its log is set up (and what native code
+# writes to its stderr); past this size it is moved to daemon.out.1 at the next start.
+EARLY_OUTPUT_BYTES = 1_000_000
 
 
 def _daemon_command() -> list[str]:
@@ -37,12 +42,14 @@ def start(settings: Settings, notice: Callable[[str], None] | None = None) -> di
     if info is not None:
         return {**info, "already_running": True}
     rt = runtime(settings)
-    rt.log_dir.mkdir(parents=True, exist_ok=True)
+    secure_home(rt.home)
+    private_dir(rt.log_dir)
+    secure_dir(rt.run_dir)  # a hostile socket folder: one line, before anything is started
     if notice is not None:
         notice(f"starting the codesearch daemon (logs: {rt.log})")
     env = {**os.environ, "CODESEARCH_HOME": str(settings.home.resolve())}
     early = rt.log_dir / "daemon.out"
-    with open(early, "ab") as out:
+    with _early_output(early) as out:
         proc = subprocess.Popen(
             [*_daemon_command(), "--detached"],
             stdin=subprocess.DEVNULL,
@@ -67,6 +74,17 @@ def start(settings: Settings, notice: Callable[[str], None] | None = None) -> di
     raise DaemonUnavailable(
         f"the daemon did not answer within {START_TIMEOUT_S:.0f} s: see {rt.log}"
     )
+
+
+def _early_output(path: Path) -> BinaryIO:
+    """daemon.out, private, appended to; moved to daemon.out.1 first when it has grown past
+    ``EARLY_OUTPUT_BYTES`` (so it is never larger than twice that)."""
+    with contextlib.suppress(FileNotFoundError):
+        if os.lstat(path).st_size > EARLY_OUTPUT_BYTES:
+            os.replace(path, f"{path}.1")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab")
 
 
 def _settle(settings: Settings, deadline: float) -> dict[str, Any] | None:

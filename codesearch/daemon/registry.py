@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from codesearch.datadir import private_dir
 from codesearch.types import BadInput
 
 
@@ -33,7 +34,7 @@ def load_removed(path: Path) -> set[Path]:
 
 def save(path: Path, roots: list[Path], removed: Iterable[Path] | None = None) -> None:
     """Write the watched ``roots``; ``removed`` replaces the removed ones (None: kept)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     gone = load_removed(path) if removed is None else set(removed)
     gone -= set(roots)
     document = {"repositories": sorted(str(r) for r in roots), "removed": sorted(map(str, gone))}

@@ -39,8 +39,11 @@ class Repo:
     last_event: float = 0.0
     state: RepoState = RepoState.QUEUED
     error: str = ""
-    notice: str = ""  # e.g. "the index was corrupt and was rebuilt"
-    notice_shown: bool = False
+    notice: str = ""  # while true: "the index of ... is damaged ...: rebuilding it ..."
+    notice_gen: int = 0  # bumped with each new notice: a run clears only what it repaired
+    condemned: tuple[int, int] | None = None  # (device, inode) of a damaged file: never read
+    verified: tuple[int, ...] | None = None  # file_stamp() when the writer or a check last saw it
+    next_check: float = 0.0  # monotonic time of the next periodic page check
     watcher: RepoWatcher | None = None
     watch_error: str = ""
     next_rescan: float = 0.0

@@ -29,6 +29,7 @@ from codesearch.daemon import protocol
 from codesearch.daemon.protocol import ProtocolError, Request
 from codesearch.daemon.runtime import Runtime, runtime, secure_dir
 from codesearch.daemon.service import Service
+from codesearch.datadir import private_dir, secure_home
 from codesearch.paths import resolve_root
 from codesearch.ranked import search_several
 from codesearch.search import SNIPPET_LINES, SearchOptions
@@ -323,6 +324,13 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         finally:
             self._slots.release()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that failed: a client that hung up (before its answer, or an error
+        reply) is no error of ours and says nothing; anything else goes to the log."""
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        log.exception("connection failed")
+
 
 # ---------------------------------------------------------------------- the process
 
@@ -362,7 +370,13 @@ def _bind(rt: Runtime, dispatcher: Dispatcher) -> _Server:
 
 
 def _setup_logging(rt: Runtime, foreground: bool) -> None:
-    rt.log_dir.mkdir(parents=True, exist_ok=True)
+    """The log: rotated, private (what the daemon creates is 0600, its folders 0700, and an
+    earlier version's looser ones are tightened). Warnings and the tracebacks of uncaught
+    exceptions in threads go to it too, not to daemon.out (the detached daemon's stderr, which
+    nothing rotates while it runs: it keeps only what comes before this, and a last error)."""
+    os.umask(0o077)
+    secure_home(rt.home)
+    private_dir(rt.log_dir)
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -377,6 +391,16 @@ def _setup_logging(rt: Runtime, foreground: bool) -> None:
         root.addHandler(console)
     for noisy in ("watchdog", "transformers", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+
+    def uncaught(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        where = args.thread.name if args.thread is not None else "a thread"
+        exc_info = (args.exc_type, args.exc_value, args.exc_traceback)
+        log.error("uncaught exception in %s", where, exc_info=exc_info)
+
+    threading.excepthook = uncaught
 
 
 def serve(settings: Settings, foreground: bool = True) -> int:

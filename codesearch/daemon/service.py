@@ -11,6 +11,12 @@ that keeps every index fresh, and the query side that never waits for it.
   in-flight queries before each group: background indexing yields to queries.
 - On start every repository is integrity-checked and reconciled with the disk (size + mtime,
   then content hash), so changes made while the daemon was down are picked up.
+- Integrity is checked, not assumed (integrity.py): an index that SQLite calls damaged (in a
+  query or an update), that fails the page check (when its file changed behind the daemon's
+  back, and every ``CHECK_S``), or whose file was replaced or deleted, is no longer read (its
+  vectors in memory are dropped) and is rebuilt in the background; every answer says so
+  until it is done. A full disk is a full disk (``DiskFull``): updates retry, nothing is
+  rebuilt.
 - A remote embedding server that is down (its circuit breaker open, see embed/remote/policy.py)
   pauses indexing ("paused" in the status, with the reason) until the breaker lets a trial
   through; queries keep answering from what is indexed (keywords only while the question
@@ -29,9 +35,10 @@ from pathlib import Path
 
 from codesearch import __version__
 from codesearch.config import Settings
-from codesearch.daemon import registry
+from codesearch.daemon import integrity, registry
 from codesearch.daemon.facts import embedder_facts, index_facts, rss_bytes
 from codesearch.daemon.forget import Removed, delete_index
+from codesearch.daemon.integrity import Rebuilding, file_id, file_stamp
 from codesearch.daemon.protocol import SCHEMA_VERSION
 from codesearch.daemon.repo_state import Repo
 from codesearch.daemon.runtime import Runtime
@@ -269,10 +276,15 @@ class Service:
     ) -> tuple[list[list[Hit]], list[str]]:
         notices: list[str] = []
         repo = self._queried(root, notices)
-        with self.gate, repo.read_lock:
-            reader = self._reader(repo, model)
-            hits = reader.search_many(queries, options)
-            outage = reader.searcher.outage
+        outage = ""
+        try:
+            with self.gate, repo.read_lock:
+                reader = self._reader(repo, model)
+                hits = reader.search_many(queries, options)
+                outage = reader.searcher.outage
+        except (IndexCorrupt, Rebuilding) as exc:
+            self._unreadable(repo, exc, notices)
+            hits = [[] for _ in queries]
         if outage:
             notices.append(f"{outage}: these results match keywords only")
         self._index_notices(repo, notices)
@@ -289,8 +301,15 @@ class Service:
         """The chunk at ``path:line`` and the chunks most like it (codesearch.similar)."""
         notices: list[str] = []
         repo = self._queried(root, notices)
-        with self.gate, repo.read_lock:
-            source, hits = self._reader(repo, model).similar(path, line, options)
+        try:
+            with self.gate, repo.read_lock:
+                source, hits = self._reader(repo, model).similar(path, line, options)
+        except (IndexCorrupt, Rebuilding) as exc:
+            self._unreadable(repo, exc, notices)
+            self._index_notices(repo, notices)
+            raise IndexMissing(  # no chunk to start from: the notice says why
+                "; ".join(notices) or f"the index of {repo.root} cannot be read now"
+            ) from None
         self._index_notices(repo, notices)
         return Source.of(source), [Hit.of(h) for h in hits], notices
 
@@ -314,10 +333,19 @@ class Service:
         if repo.pending and WHOLE_REPO not in repo.pending and repo.last_update is not None:
             # a save just before the question: answer about the code as it is now
             self.wait(root, FRESH_WAIT_S)
+        self.verify(repo)
         return repo
 
+    def _unreadable(self, repo: Repo, exc: Exception, notices: list[str]) -> None:
+        """A query found the index damaged (or being rebuilt): no hits, and a notice why."""
+        if isinstance(exc, IndexCorrupt):
+            self.damaged(repo, [integrity.reason_of(exc)], cause=exc.__cause__)
+        elif str(exc) and not repo.notice:
+            notices.append(str(exc))
+
     def _index_notices(self, repo: Repo, notices: list[str]) -> None:
-        """What a query's answer says about the index: an update running, a rebuild done."""
+        """What a query's answer says about the index: an update running, damage being
+        repaired (for as long as it is true: the status says the same)."""
         with self._lock:
             p = repo.progress
             if repo.state == RepoState.MISSING:
@@ -326,23 +354,31 @@ class Service:
                 # only when files are really being re-indexed (not a catch-up that finds none)
                 left = p.files_total - p.files_done
                 notices.append(f"the index of {repo.root} is being updated: {left} files left")
-            if repo.notice and not repo.notice_shown:  # once here; always in the status
+            if repo.notice:
                 notices.append(repo.notice)
-                repo.notice_shown = True
 
     def _reader(self, repo: Repo, model: str | None) -> RepoSearch:
         with self._readers:  # one model load at a time
-            if repo.reader is not None and _file_id(repo.index_path) != repo.reader_id:
-                repo.reader.close()  # replaced or deleted behind our back (index --rebuild)
+            fid = file_id(repo.index_path)
+            if repo.reader is not None and (fid != repo.reader_id or fid == repo.condemned):
+                repo.reader.close()  # replaced, deleted or damaged: its copy in memory goes too
                 repo.reader = None
             if repo.reader is None:
-                if not repo.index_path.exists():
+                busy = repo.busy() or bool(repo.notice)
+                if fid is None or fid == repo.condemned:
+                    if busy:
+                        raise Rebuilding(integrity.building_notice(repo.root))
                     raise IndexMissing(
                         f"{repo.root} is not indexed yet: wait for `codesearch status` to show "
                         "it idle (or `codesearch add --wait`)"
                     )
-                repo.reader_id = _file_id(repo.index_path)
-                repo.reader = RepoSearch(repo.root, self.settings, vector_cache=True)
+                try:
+                    reader = RepoSearch(repo.root, self.settings, vector_cache=True)
+                except IndexMissing:  # created, not written yet: the writer is building it
+                    if busy:
+                        raise Rebuilding(integrity.building_notice(repo.root)) from None
+                    raise
+                repo.reader, repo.reader_id = reader, fid
             spec = repo.reader.store.get_meta(META_MODEL_SPEC) or ""
             if model and model not in ("auto", spec):
                 raise ModelMismatch(
@@ -379,6 +415,8 @@ class Service:
                 deadlines.append(r.due_at() - now)
             if (r.watcher is None and r.state != RepoState.REMOVED) or r.state == RepoState.MISSING:
                 deadlines.append(r.next_rescan - now)
+            if r.state == RepoState.IDLE and r.writer is not None:
+                deadlines.append(r.next_check - now)
         return max(0.01, min(deadlines))
 
     def _work(self) -> None:
@@ -389,17 +427,25 @@ class Service:
                 self._check_roots(now)
                 self._rescan_unwatched(now)
                 repo = self._due(now)
+                checks: list[Repo] = []
                 if repo is None:
                     for r in self.repos.values():
                         if r.state == RepoState.QUEUED and not r.pending:
                             r.state = RepoState.IDLE
-                    self._wake.notify_all()
-                    self._wake.wait(timeout=self._next_wakeup(now))
-                    continue
-                scopes, repo.pending = repo.pending, set()
-                rebuild, repo.rebuild = repo.rebuild, False
-                repo.state, repo.error = RepoState.INDEXING, ""
-                repo.running = True
+                    checks = [r for r in self.repos.values() if self._check_due(r, now)]
+                    if not checks:
+                        self._wake.notify_all()
+                        self._wake.wait(timeout=self._next_wakeup(now))
+                        continue
+                else:
+                    scopes, repo.pending = repo.pending, set()
+                    rebuild, repo.rebuild = repo.rebuild, False
+                    repo.state, repo.error = RepoState.INDEXING, ""
+                    repo.running = True
+            if repo is None:  # idle: the periodic page checks, outside the lock
+                for r in checks:
+                    self.verify(r, deep=True)
+                continue
             try:
                 self._update(repo, scopes, rebuild)
             except Cancelled:
@@ -418,6 +464,10 @@ class Service:
                         repo.rebuild = repo.rebuild or rebuild
                         repo.first_event = repo.last_event = time.monotonic() + delay
             except Exception as exc:  # one repository's failure must not stop the daemon
+                if isinstance(exc, IndexCorrupt) and not rebuild:
+                    # damage found while updating: rebuild now (a failed rebuild backs off)
+                    self.damaged(repo, [integrity.reason_of(exc)], cause=exc.__cause__)
+                    continue
                 message = str(exc) if isinstance(exc, CodesearchError) else repr(exc)
                 delay = min(RETRY_MAX_S, RETRY_S * 2**repo.failures)
                 repo.failures += 1
@@ -521,12 +571,13 @@ class Service:
     def _update(self, repo: Repo, scopes: set[str], rebuild: bool) -> None:
         if not repo.root.is_dir():
             return
-        replaced = repo.writer is not None and _file_id(repo.index_path) != repo.writer_id
+        replaced = repo.writer is not None and file_id(repo.index_path) != repo.writer_id
         if replaced:
             log.warning("%s: the index file was replaced or deleted: reopening it", repo.root)
         if rebuild or replaced or not repo.checked:
             self._open_writer(repo, rebuild=rebuild)
         assert repo.writer is not None and repo.embedder is not None
+        notice_gen = repo.notice_gen  # a notice raised after this is not this run's to clear
         scope = None if WHOLE_REPO in scopes or replaced else sorted(scopes)
         started = time.monotonic()
         indexer = Indexer(
@@ -553,6 +604,11 @@ class Service:
             repo.last_update = time.time()
             repo.last_stats = stats
             repo.updates += 1
+            repo.verified = file_stamp(repo.index_path)  # what the writer wrote is trusted
+            repo.next_check = time.monotonic() + integrity.CHECK_S
+            if scope is None and repo.notice and repo.notice_gen == notice_gen:
+                log.info("%s: the index is whole again", repo.root)
+                repo.notice = ""  # no longer true
         if stats.files_indexed or stats.files_removed or scope is None:
             log.info(
                 "%s: %s: %d files updated, %d removed, %d chunks embedded in %.2f s",
@@ -581,31 +637,110 @@ class Service:
         """Open (or reopen) the writer, checking the index's integrity first."""
         with self._lock:
             self._close_stores(repo)
-        problem = ""
-        if rebuild:
-            problem = "rebuild requested"
-        elif repo.index_path.exists():
-            try:
+        found: list[str] = []
+        if not rebuild and repo.index_path.exists():
+            try:  # a full disk or a lock is raised: no finding, never a reason to rebuild
                 with Store.open(repo.index_path) as probe:
                     found = probe.check()
-                problem = "; ".join(found[:3])
             except IndexCorrupt as exc:
-                problem = str(exc)
+                found = [integrity.reason_of(exc)]
             except IndexMissing:
-                problem = ""
-        if problem:
-            if not rebuild:
-                repo.notice = f"the index was damaged ({problem}) and was rebuilt"
-                log.error("%s: index damaged (%s): rebuilding it", repo.root, problem)
+                found = []
+        if found:
+            self._raise_notice(repo, found)
+        if rebuild or found:
             _delete_index(repo.index_path)
+            repo.condemned = None  # gone (its inode number may come back for the new file)
         repo.writer = Store.open(repo.index_path, create=True)
-        repo.writer_id = _file_id(repo.index_path)
+        repo.writer_id = file_id(repo.index_path)
         repo.embedder = prepare_writer(repo.root, repo.writer, self.settings)
         conflict = repo.embedder.dim_conflict(repo.writer.get_meta("model_id"))
         if conflict:  # never wipe an index because a server changed behind our back
             self._close_stores(repo)
             raise ModelMismatch(conflict)
         repo.checked = True
+
+    # ------------------------------------------------------------------ integrity
+
+    def _raise_notice(self, repo: Repo, problems: list[str], cause: object = None) -> None:
+        """Say (in the status and every answer, until a whole run repairs it) that the index
+        is damaged; the details go to the log."""
+        with self._lock:
+            log.error(
+                "%s: index damaged: rebuilding it: %s%s",
+                repo.root,
+                "; ".join(problems),
+                f" (SQLite: {cause})" if cause else "",
+            )
+            repo.notice = integrity.damaged_notice(repo.root, integrity.summary(problems))
+            repo.notice_gen += 1
+
+    def damaged(self, repo: Repo, problems: list[str], cause: object = None) -> None:
+        """The index of ``repo`` is damaged: stop reading it, rebuild it in the background."""
+        with self._wake:
+            fid = file_id(repo.index_path)
+            if repo.state == RepoState.REMOVED or (repo.rebuild and repo.condemned == fid):
+                return  # known already
+            self._raise_notice(repo, problems, cause)
+            repo.condemned = fid  # queries stop reading it (and drop its vectors in memory)
+            repo.rebuild = True
+            self._queue(repo, {WHOLE_REPO})
+            if repo.state == RepoState.IDLE:
+                repo.state = RepoState.QUEUED
+            self._wake.notify_all()
+
+    def verify(self, repo: Repo, deep: bool = False) -> None:
+        """Check that the index file is the one the writer wrote: its identity (replaced,
+        deleted) and, when it changed behind the writer's back (or ``deep``), its pages."""
+        with self._wake:
+            if (
+                repo.writer is None
+                or repo.rebuild
+                or repo.state in (RepoState.INDEXING, RepoState.REMOVED, RepoState.MISSING)
+            ):
+                return  # not opened yet, or being written: the writer checks it itself
+            stamp = file_stamp(repo.index_path)
+            if stamp == repo.verified and not deep:
+                return
+            fid = None if stamp is None else (stamp[0], stamp[1])
+        if fid != repo.writer_id:
+            self._replaced(repo, fid)
+            return
+        problems = integrity.page_problems(repo.index_path)  # outside the lock: reads the file
+        with self._wake:
+            repo.next_check = time.monotonic() + integrity.CHECK_S
+            if problems is not None and not problems and file_stamp(repo.index_path) == stamp:
+                repo.verified = stamp
+        if problems:
+            self.damaged(repo, problems)
+
+    def _replaced(self, repo: Repo, fid: tuple[int, int] | None) -> None:
+        """The index file was replaced or deleted behind the writer's back: an index of
+        another repository is rebuilt, anything else is brought up to date with the files."""
+        other = None if fid is None else integrity.root_of(repo.index_path)
+        if other is not None and other != str(repo.root):
+            self.damaged(repo, [f"the file was replaced by the index of {other}"])
+            return
+        with self._wake:
+            if repo.notice and WHOLE_REPO in repo.pending:
+                return  # known already
+            what = "deleted" if fid is None else "replaced"
+            log.warning("%s: the index file was %s: updating it", repo.root, what)
+            repo.notice = integrity.replaced_notice(repo.root, what)
+            repo.notice_gen += 1
+            self._queue(repo, {WHOLE_REPO})
+            if repo.state == RepoState.IDLE:
+                repo.state = RepoState.QUEUED
+            self._wake.notify_all()
+
+    def _check_due(self, repo: Repo, now: float) -> bool:
+        """The periodic page check of ``repo`` is due (lock held)."""
+        return (
+            repo.state == RepoState.IDLE
+            and repo.writer is not None
+            and not repo.pending
+            and now >= repo.next_check
+        )
 
     def _close_stores(self, repo: Repo) -> None:
         with repo.read_lock:  # never under a query that is reading
@@ -620,6 +755,9 @@ class Service:
 
     def repo_status(self, repo: Repo) -> RepoStatus:
         p = repo.progress
+        facts = index_facts(repo.index_path)
+        if repo.notice:  # it says what is wrong and that it is being repaired
+            facts.pop("index_error", None)
         return RepoStatus(
             root=str(repo.root),
             state=repo.state,
@@ -637,12 +775,15 @@ class Service:
                 files_total=p.files_total,
                 chunks_embedded=p.chunks_embedded,
             ),
-            **index_facts(repo.index_path),
+            **facts,
         )
 
     def status(self, root: Path | None = None) -> StatusResult:
         with self._lock:
             repos = [r for r in self.repos.values() if root is None or r.root == root]
+        for repo in repos:
+            self.verify(repo)
+        with self._lock:
             queue = sum(len(r.pending) for r in self.repos.values())
             running = [r for r in self.repos.values() if r.state == RepoState.INDEXING]
             left = sum(
@@ -670,14 +811,6 @@ class Service:
             log=str(self.rt.log),
             embedders=embedder_facts(),
         )
-
-
-def _file_id(path: Path) -> tuple[int, int] | None:
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
 
 
 def _dir_id(path: Path) -> tuple[int, int] | None:

@@ -29,6 +29,7 @@ from codesearch.media.formats import (
     Visual,
     extension,
 )
+from codesearch.safe_read import Refused, read_regular
 from codesearch.types import BadInput, Skip
 
 __all__ = ["DEFAULT_LIMITS", "MediaLimits", "Visual", "inspect", "render", "visual_text"]
@@ -99,16 +100,12 @@ def inspect(
 
 
 def _read(abs_path: Path, limit: int | None) -> bytes:
-    """The file's bytes; _Reject when it is missing, unreadable, empty or over ``limit``."""
-    try:
-        with open(abs_path, "rb") as handle:
-            data = handle.read() if limit is None else handle.read(limit + 1)
-    except FileNotFoundError:
-        raise _Reject("vanished", "file disappeared before it was read") from None
-    except OSError as exc:
-        raise _Reject("unreadable", exc.strerror or str(exc) or type(exc).__name__) from None
-    if limit is not None and len(data) > limit:
-        raise _Reject("too-large", f"more than {limit} bytes")
+    """The file's bytes; _Reject when it is missing, unreadable, not a regular file, empty or
+    over ``limit``."""
+    try:  # a regular file only: a FIFO or a device is refused, never waited on
+        data = read_regular(abs_path, limit)
+    except Refused as exc:
+        raise _Reject(exc.reason, exc.detail) from None
     if not data:
         raise _Reject("empty", "zero-byte file")
     return data

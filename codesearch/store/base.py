@@ -7,6 +7,7 @@ writes (:mod:`codesearch.store.db`) and the reads (:mod:`codesearch.store.reads`
 from __future__ import annotations
 
 import functools
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,24 +17,62 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import sqlean
 
 from codesearch.store.vcache import VectorCache
-from codesearch.types import CodesearchError, IndexCorrupt, IndexLocked
+from codesearch.types import CodesearchError, DiskFull, IndexCorrupt, IndexLocked
 
 VEC_TABLE = "vec_chunks"
-_CORRUPT_MARKERS = ("not a database", "malformed", "corrupt", "no such table", "no such column")
+# What SQLite (or sqlite-vec, reading a vector out of a damaged page) says about a damaged
+# file, and the plain words a user gets instead.
+_DAMAGE = (
+    (("not a database",), "not an index file"),
+    (("malformed", "corrupt"), "damaged pages"),
+    (("no such table", "no such column"), "tables are missing"),
+    (("could not fetch vector", "reading from blob", "sqlite-vec error"), "unreadable vectors"),
+)
+LOW_SPACE_BYTES = 1 << 20  # an I/O error with less free space than this is a full disk
 
 P = ParamSpec("P")
 R = TypeVar("R")
 S = TypeVar("S", bound="StoreBase")
 
 
+def damage_of(exc: Exception) -> str:
+    """What damage SQLite's ``exc`` says the file has, in plain words ("" when none)."""
+    lowered = str(exc).lower()
+    for markers, words in _DAMAGE:
+        if any(marker in lowered for marker in markers):
+            return words
+    return ""
+
+
+def disk_full(exc: Exception, path: Path) -> bool:
+    """SQLITE_FULL, or an I/O error (creating the -wal or -shm file) on a full disk."""
+    name = str(getattr(exc, "sqlite_errorname", ""))
+    lowered = str(exc).lower()
+    if name == "SQLITE_FULL" or "disk is full" in lowered:
+        return True
+    if not (name.startswith("SQLITE_IOERR") or "disk i/o error" in lowered):
+        return False
+    try:
+        return shutil.disk_usage(path.parent).free < LOW_SPACE_BYTES
+    except OSError:
+        return False
+
+
 def _translate(exc: Exception, path: Path) -> CodesearchError:
+    """The project's error for SQLite's ``exc``: never SQLite's own words for damage."""
     message = " ".join(str(exc).split())  # one line, whatever SQLite said
     lowered = message.lower()
+    if disk_full(exc, path):
+        return DiskFull(
+            f"disk full: no space left to write the index at {path}: "
+            "free some space (the index is not damaged; updates resume by themselves)"
+        )
     if "locked" in lowered or "busy" in lowered:
         return IndexLocked(f"index is locked by another codesearch process: {path}")
-    if any(marker in lowered for marker in _CORRUPT_MARKERS):
+    damage = damage_of(exc)
+    if damage:
         return IndexCorrupt(
-            f"index at {path} is corrupted ({message}): "
+            f"index at {path} is corrupted ({damage}): "
             "delete it or run `codesearch index --rebuild`"
         )
     return CodesearchError(f"index error at {path}: {message}")

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlean
 
+from codesearch.store.base import damage_of
 from codesearch.store.sql import body_dictionary, key_digest, unpack_body
 from codesearch.types import IMAGE_TASK, content_hash, vector_key
 
@@ -156,7 +157,8 @@ def find_problems(conn: Any, vec_table: str) -> list[str]:
     """Human-readable problems of the index open on ``conn`` (empty: healthy).
 
     A part of the check that fails to read the file (a damaged page) is reported as a
-    problem, and the other part still runs.
+    problem, and the other part still runs. Any other failure (a full disk, a lock) is no
+    finding about the file: it is raised.
     """
     problems: list[str] = []
     parts = (
@@ -167,5 +169,20 @@ def find_problems(conn: Any, vec_table: str) -> list[str]:
         try:
             problems.extend(part(conn))
         except sqlean.Error as exc:
-            problems.append(f"cannot {what}: {' '.join(str(exc).split())}")
+            damage = damage_of(exc)
+            if not damage:
+                raise
+            problems.append(f"cannot {what}: {damage}")
     return problems
+
+
+def page_problems(conn: Any) -> list[str]:
+    """Only SQLite's page check (``PRAGMA quick_check``): what :func:`find_problems` reports
+    about the pages, without comparing the tables (cheaper: a periodic check)."""
+    try:
+        return _page_problems(conn)
+    except sqlean.Error as exc:
+        damage = damage_of(exc)
+        if not damage:
+            raise
+        return [f"cannot check the pages: {damage}"]

@@ -18,7 +18,7 @@ from codesearch.globs import filters_paths, path_passes
 from codesearch.roles import is_test_path
 from codesearch.store import fts
 from codesearch.store.base import VEC_TABLE, StoreBase, _guarded
-from codesearch.store.check import find_problems
+from codesearch.store.check import find_problems, page_problems
 from codesearch.store.quant import checked, codes, to_blob, unit
 from codesearch.store.sql import (
     CHUNK_COLUMNS,
@@ -373,6 +373,13 @@ class StoreReads(StoreBase):
         """
         with self._read():
             return find_problems(self._conn, VEC_TABLE)
+
+    @_guarded
+    def quick_check(self) -> list[str]:
+        """SQLite's page check alone (every page read, the tables not compared): the problems
+        in the words of :meth:`check`; empty when the pages are sound."""
+        with self._read():
+            return page_problems(self._conn)
 
     @_guarded
     def stats(self) -> dict[str, int]:
