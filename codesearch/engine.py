@@ -14,7 +14,15 @@ from codesearch.index import Indexer, ProgressFn
 from codesearch.paths import find_repo_root, resolve_root
 from codesearch.search import Searcher, SearchOptions
 from codesearch.store import Store
-from codesearch.types import Chunk, Hit, IndexMissing, IndexStats, ModelMismatch, NotARepository
+from codesearch.types import (
+    Chunk,
+    Hit,
+    IndexMissing,
+    IndexStats,
+    ModelMismatch,
+    NotARepository,
+    Progress,
+)
 
 _LOADED: dict[tuple[str, int, int | None], Embedder] = {}
 _LOADING = threading.Lock()
@@ -99,7 +107,9 @@ def index_repo(
         for suffix in ("", "-wal", "-shm"):
             Path(f"{index_path}{suffix}").unlink(missing_ok=True)
     with Store.open(index_path, create=True) as store:
-        embedder = prepare_writer(root, store, settings, model=model, embedder=embedder)
+        embedder = prepare_writer(
+            root, store, settings, model=model, embedder=embedder, progress=progress
+        )
         if model is None:  # never wipe an index because a server changed its size behind us
             conflict = embedder.dim_conflict(store.get_meta("model_id"))
             if conflict:
@@ -114,11 +124,16 @@ def prepare_writer(
     *,
     model: str | None = None,
     embedder: Embedder | None = None,
+    progress: ProgressFn | None = None,
 ) -> Embedder:
     """The embedder that (re)builds ``store``: ``model`` when given, else the one that built
-    the index, else ``settings.model``; the index records the choice."""
+    the index, else ``settings.model``; the index records the choice. ``progress`` hears of
+    the model being loaded."""
     requested = model or _built_with(store, settings) or settings.model
-    embedder = embedder or get_embedder(requested, settings.batch_size)
+    if embedder is None:
+        if progress is not None:  # seconds on a CPU: say so before the bar starts
+            progress(Progress(0, 0, 0, 0.0, phase=f"loading the embedding model ({requested})"))
+        embedder = get_embedder(requested, settings.batch_size)
     store.set_meta(META_ROOT, str(root))
     store.set_meta(META_MODEL_SPEC, _model_spec(requested))
     store.set_meta(META_MODEL_AUTO, "1" if requested == "auto" else "0")

@@ -143,6 +143,11 @@ class ProgressBar:
     def __call__(self, p: Progress) -> None:
         if not self.enabled:
             return
+        if p.phase:
+            self.stream.write(f"\r{p.phase} ...".ljust(100))
+            self.stream.flush()
+            self._shown = True
+            return
         now = time.monotonic()
         final = p.files_done >= p.files_total
         if not final and now - self._last < self.min_interval:

@@ -234,6 +234,7 @@ class Progress:
     files_total: int  # files that need (re)indexing in this run
     chunks_embedded: int
     elapsed: float
+    phase: str = ""  # a step before the files, in words ("loading the model minilm-code")
 
 
 class CodesearchError(Exception):

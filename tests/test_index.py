@@ -305,3 +305,30 @@ def test_before_embed_is_called_before_every_embedder_call(demo_repo: Path) -> N
     (demo_repo / "README.md").write_text((demo_repo / "README.md").read_text() + "\nMore.\n")
     run_index(demo_repo, Recording(), before_embed=lambda: events.append("yield"))
     assert events == ["yield", "embed"]  # the default group takes both files in one call
+
+
+def test_a_first_index_says_the_model_is_loading_before_the_bar(demo_repo: Path) -> None:
+    """Loading a model takes seconds on a CPU: the first thing a progress display hears is
+    that, then the files; the bar writes the phase on its line."""
+    import io
+
+    from codesearch.engine import index_repo
+    from codesearch.render import ProgressBar
+
+    events: list[Any] = []
+    index_repo(demo_repo, load_settings(), progress=events.append, model="fake")
+    assert events[0].phase == "loading the embedding model (fake)"
+    assert events[-1].phase == "" and events[-1].files_done == events[-1].files_total > 0
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    bar = ProgressBar(screen)
+    for event in events:
+        bar(event)
+    bar.close()
+    text = screen.getvalue()
+    assert text.startswith("\rloading the embedding model (fake) ...")
+    assert f"{events[-1].files_total}/{events[-1].files_total} files" in text
