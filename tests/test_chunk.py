@@ -392,9 +392,36 @@ def test_broken_python_keeps_good_definitions_and_covers_everything() -> None:
     assert rows(chunks) == [
         ("window", "", 1, 1),
         ("function", "good", 3, 4),
-        ("window", "", 6, 7),
+        ("function", "bad", 6, 7),  # its name survives the error in its parameters
         ("class", "K", 9, 9),
         ("method", "K.m", 10, 11),
+    ]
+    assert_covers(text, chunks)
+
+
+def test_several_syntax_errors_keep_the_names_tree_sitter_recognises() -> None:
+    """A file in the middle of an edit: each definition the parser still recognises keeps
+    its name, cut before what the parser swallowed after the error (the next definition at
+    the same indentation); what it cannot name is indexed as text."""
+    text = (
+        "import os\n\n"
+        "def alpha(x):\n    return x +\n\n"
+        "def beta(y):\n    return y * 2\n\n"
+        "class Gamma:\n    def delta(self):\n        return (1,\n\n"
+        "    def epsilon(self):\n        return 3\n\n"
+        "def zeta(z):\n    if z\n        return 1\n    return 0\n\n"
+        "def eta():\n    return 7\n"
+    )
+    chunks = chunk_file("m.py", text)
+    assert rows(chunks) == [
+        ("window", "", 1, 1),
+        ("function", "alpha", 3, 4),
+        ("function", "beta", 6, 7),
+        ("class", "Gamma", 9, 9),
+        ("method", "Gamma.delta", 10, 11),
+        ("class", "Gamma", 13, 14),
+        ("window", "", 16, 19),
+        ("function", "eta", 21, 22),
     ]
     assert_covers(text, chunks)
 

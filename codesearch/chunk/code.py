@@ -230,11 +230,11 @@ def chunk_code(
     broken = root.has_error
     defs = _collect(src, root, gram.query, path)
     _nest(defs)
-    kept = [
-        d
-        for d in defs
-        if not d.in_function and not (broken and d.outer.has_error) and d.end < len(lines)
-    ]
+    kept = [d for d in defs if not d.in_function and d.end < len(lines)]
+    if broken:  # a definition around a syntax error keeps its name, not what it swallowed
+        for d in kept:
+            if d.outer.has_error:
+                d.end = _plausible_end(d, lines)
     funcs = [d for d in kept if d.kind in (Kind.FUNCTION, Kind.METHOD)]
     classes = [d for d in kept if d.kind == Kind.CLASS]
 
@@ -252,9 +252,7 @@ def chunk_code(
             continue
         covered[d.start : d.end + 1] = b"\x01" * (d.end - d.start + 1)
         header = f"{language} {d.kind} {d.qual}\n{_signature(src, d)}"
-        found.append(
-            _Piece(d.start, d.end, d.kind, d.qual, header, _statements(_find_body(d.core)))
-        )
+        found.append(_Piece(d.start, d.end, d.kind, d.qual, header, _units(d)))
 
     owner = [-1] * n
     for i, d in enumerate(classes):  # outer classes come first: inner ones overwrite
@@ -265,7 +263,7 @@ def chunk_code(
     for seg_start, seg_end, who in _segments(lines, covered, owner):
         if who >= 0:
             d = classes[who]
-            units = _statements(_find_body(d.core))
+            units = _units(d)
             leftovers.append(
                 _Piece(seg_start, seg_end, Kind.CLASS, d.qual, class_headers[who], units)
             )
@@ -288,6 +286,37 @@ def chunk_code(
     for piece in merged:
         out.extend(_emit(path, language, piece, lines, max_tokens, count))
     return out
+
+
+# Lines that continue a definition at its own indentation (a closing bracket, `end`, a
+# comment): any other line there starts something the definition does not hold.
+_CONTINUES = re.compile(r"\s*(?:[)}\]]|end\b|#|//|/\*|\*|--)")
+
+
+def _plausible_end(d: _Def, lines: Sequence[str]) -> int:
+    """The last row of a definition with a syntax error inside it. Around an error the parser
+    often stretches a definition over what follows (the next function, the rest of a class):
+    the definition is cut before the first line after its header that is indented no deeper
+    than the header and does not continue it; trailing blank lines are dropped."""
+    row = d.core.start_point.row
+    header = lines[row]
+    indent = len(header) - len(header.lstrip())
+    end = d.end
+    for r in range(row + 1, d.end + 1):
+        text = lines[r]
+        if not text.strip() or len(text) - len(text.lstrip()) > indent:
+            continue
+        if not _CONTINUES.match(text):
+            end = r - 1
+            break
+    while end > row and not lines[end].strip():
+        end -= 1
+    return end
+
+
+def _units(d: _Def) -> list[tuple[int, int]]:
+    """The statements of a definition's body that lie within its (possibly cut) rows."""
+    return [(a, min(b, d.end)) for a, b in _statements(_find_body(d.core)) if a <= d.end]
 
 
 def _class_header(language: str, src: bytes, d: _Def, names: list[str]) -> str:
