@@ -17,6 +17,11 @@ from __future__ import annotations
 
 import re
 
+# The version of these rules. An index records it (``index.index_rules``): when it changes, or
+# ``include_secrets`` does, every file is read again once (vectors are reused), so a file the
+# rules now call a secret leaves an index built before them.
+RULES_VERSION = "1"
+
 # Exact file names (compared lowercased).
 NAMES: dict[str, str] = {
     **dict.fromkeys((".env", ".envrc", "secrets.env"), "env file"),

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codesearch import pictures
+from codesearch import credentials, pictures
 from codesearch.chunk import CHUNKER_VERSION, chunk_file
 from codesearch.config import Settings
 from codesearch.embed import Embedder
@@ -89,6 +89,14 @@ class _Pending:
 # twentieth of the index (at least 64). More would grow a repository's index under edits.
 ORPHAN_RESERVE_SHARE = 20
 ORPHAN_RESERVE_MIN = 64
+
+
+def index_rules(settings: Settings) -> str:
+    """What decided which chunks an index holds: the chunker's version, and the secret filter's
+    (or ``all`` with ``include_secrets``). Recorded as the index's ``chunker_version``: a
+    change re-reads and re-chunks every file once, reusing every vector."""
+    secrets = "all" if settings.include_secrets else credentials.RULES_VERSION
+    return f"{CHUNKER_VERSION}+secrets-{secrets}"
 
 
 def orphan_reserve(chunks: int) -> int:
@@ -211,7 +219,7 @@ class Indexer:
         rebuilt = self.store.configure(
             model_id=self.embedder.model_id,
             dim=self.embedder.dim,
-            chunker_version=CHUNKER_VERSION,
+            chunker_version=index_rules(self.settings),
             late_chunking=bool(self._late),
         )
         if self.embedder.tasks and "" in self.store.tasks():

@@ -190,7 +190,9 @@ def duration(seconds: float) -> str:
 
 def format_summary(stats: IndexStats, root: str) -> str:
     skipped = len(stats.skipped)
-    note = " (rebuilt: the model or chunker changed since the last run)" if stats.rebuilt else ""
+    note = ""
+    if stats.rebuilt:
+        note = " (rebuilt: the model, chunker or indexing rules changed since the last run)"
     return (
         f"indexed {printable.name(root)}: {stats.files_seen} files ({stats.files_indexed} updated, "
         f"{stats.files_unchanged} unchanged, {stats.files_removed} removed, {skipped} skipped); "

@@ -174,6 +174,47 @@ def test_include_secrets_indexes_them(planted: Path, capsys: pytest.CaptureFixtu
     assert AWS_SECRET in capsys.readouterr().out
 
 
+def _served(planted: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    capsys.readouterr()
+    main(["search", "aws secret access key", "--repo", str(planted), "--json", "-k", "50"])
+    return capsys.readouterr().out
+
+
+def _embedded(planted: Path, *flags: str) -> int:
+    from codesearch.config import load_settings
+    from codesearch.engine import index_repo
+
+    settings = load_settings()
+    if "--include-secrets" in flags:
+        settings = Settings(home=settings.home, include_secrets=True)
+    return index_repo(planted, settings, model="fake").chunks_embedded
+
+
+def test_secrets_indexed_before_leave_the_index(
+    planted: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A secret indexed with --include-secrets, or by a release whose rules did not know it,
+    leaves the index at the next run without it, though the file did not change; the files
+    that stay are not embedded again."""
+    _embedded(planted, "--include-secrets")
+    assert SLACK in _served(planted, capsys) and AWS_SECRET in _served(planted, capsys)
+    assert _embedded(planted) == 0  # re-read, nothing re-embedded
+    out = _served(planted, capsys)
+    assert SLACK not in out and AWS_SECRET not in out
+    # an index of an older release recorded only the chunker's version
+    _embedded(planted, "--include-secrets")
+    from codesearch.chunk import CHUNKER_VERSION
+    from codesearch.config import load_settings
+    from codesearch.paths import resolve_root
+    from codesearch.store import Store
+
+    with Store.open(load_settings().index_path(resolve_root(planted))) as store:
+        store.set_meta("chunker_version", CHUNKER_VERSION)
+    assert _embedded(planted) == 0
+    out = _served(planted, capsys)
+    assert SLACK not in out and AWS_SECRET not in out
+
+
 # ---------------------------------------------------------------------- the agent face
 
 
