@@ -142,7 +142,7 @@ def test_index_rebuild_leaves_the_daemon_no_descriptor_on_a_deleted_file(
 
 
 NO_TORCH = (
-    "import sys, runpy; sys.argv = ['codesearch', *sys.argv[1:]]\n"
+    "import sys; sys.argv = ['codesearch', *sys.argv[1:]]\n"
     "from codesearch.cli import main\n"
     "rc = main()\n"
     "print('torch imported' if 'torch' in sys.modules else 'no torch', file=sys.stderr)\n"
