@@ -178,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also index .env, *.pem, *.key ... (skipped by default)",
     )
     p.add_argument("--rebuild", action="store_true", help="drop the index and build it anew")
+    p.add_argument(
+        "--no-daemon",
+        action="store_true",
+        help="index in this process even when the daemon runs (else the daemon does it)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="list every skipped file")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
 
@@ -322,6 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
         "does: needs a multimodal model (jina-v4)",
     )
     p.add_argument("--json", action="store_true", help='print {"model", "task", "dim", "vector"}')
+    p.add_argument(
+        "--no-daemon",
+        action="store_true",
+        help="load the model in this process (default: a running daemon's model answers)",
+    )
 
     p = sub.add_parser(
         "mcp",
@@ -382,10 +392,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     guard_root(Path(args.path), args.force)
     settings = _settings(args)
     before = None if args.quiet or args.rebuild else _built_with(Path(args.path), settings)
-    bar = ProgressBar() if not args.quiet else None
     interrupted: KeyboardInterrupt | None = None
+    bar = None
     try:
-        stats = index_repo(
+        found = _index_by_daemon(args, settings)  # one writer per index: a running daemon's
+        bar = ProgressBar() if not args.quiet and found is None else None
+        stats = found or index_repo(
             Path(args.path), settings, rebuild=args.rebuild, progress=bar, model=args.model
         )
     except KeyboardInterrupt as exc:  # Ctrl-C: say exactly what the index kept
@@ -403,10 +415,25 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _index_by_daemon(args: argparse.Namespace, settings: Settings) -> IndexStats | None:
+    """`index` done by a running daemon (cli_handover); None: in this process."""
+    if args.no_daemon or not settings.daemon:
+        return None
+    from codesearch import cli_handover
+
+    if args.max_file_size is not None or args.include_secrets:
+        if cli_handover.daemon_runs(settings):
+            cli_handover.refuse_settings(args)
+        return None
+    return cli_handover.index(args, settings)
+
+
 def _kept(exc: KeyboardInterrupt) -> str:
     """What an interrupted `index` left in the index, in words."""
     from codesearch.index import IndexInterrupted
 
+    if exc.args and isinstance(exc.args[0], str):  # the daemon's run: it goes on
+        return exc.args[0]
     kept = exc.files_kept if isinstance(exc, IndexInterrupted) else 0
     if not kept:
         return "no file of this run was finished; the index is as it was before"

@@ -62,12 +62,21 @@ def cmd_embed(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _embed_text(args: argparse.Namespace, settings: Settings, model: str) -> TextEmbedding:
-    from codesearch.embed.single import embed_text
+    from codesearch.embed.single import TextEmbedding, embed_text
 
     if args.text is None:
         raise BadInput('nothing to embed: codesearch embed "TEXT" --query (or --passage)')
     if not (args.query or args.passage):
         raise BadInput("say how to embed the text: --query (a question) or --passage (a chunk)")
+    if settings.daemon and not args.no_daemon:  # a running daemon has the model loaded
+        from codesearch import cli_handover
+
+        answer = cli_handover.embed(args, settings)
+        if answer is not None:
+            import numpy as np
+
+            rows = np.asarray(answer.vectors, dtype=np.float32)
+            return TextEmbedding(answer.model, answer.task, answer.dim, rows, answer.multivector)
     return embed_text(
         args.text,
         model=model,

@@ -61,6 +61,8 @@ class Repo:
     reader_id: tuple[int, int] | None = None  # (device, inode) of the file each store opened
     writer_id: tuple[int, int] | None = None
     running: bool = False  # the writer is running an update of it now
+    model: str | None = None  # a `reindex` asked for this model: the next update switches
+    runs: list[tuple[int, IndexStats]] = field(default_factory=list)  # (updates, stats), latest
     root_id: tuple[int, int] | None = None  # (device, inode) of the folder being watched
 
     def due_at(self) -> float:

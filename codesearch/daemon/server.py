@@ -202,10 +202,24 @@ class Dispatcher:
         return wire.HintResult(queued=self.service.hint(params.paths))
 
     def do_reindex(self, params: wire.ReindexParams, emit: Emit) -> wire.ReindexResult:
-        root = self.service.reindex(params.path, params.rebuild)
-        if params.wait:
-            self._follow(root, emit)
-        return wire.ReindexResult(root=str(root))
+        asked = self.service.reindex(params.path, params.rebuild, params.model)
+        if not params.wait:
+            return wire.ReindexResult(root=str(asked.root), added=asked.added)
+        self._follow(asked.root, emit)
+        runs = self.service.runs_since(asked.root, asked.updates)
+        repo = self.service.repos.get(asked.root)
+        return wire.ReindexResult(
+            root=str(asked.root),
+            stats=wire.RunStats.of(runs) if runs else None,
+            added=asked.added,
+            error=repo.error if repo is not None else "",
+        )
+
+    def do_embed(self, params: wire.EmbedParams, emit: Emit) -> wire.EmbedResult:
+        from codesearch.daemon.embedding import embed
+
+        with self.service.gate:  # the writer lets it through before its next batch
+            return embed(params, self.service.settings)
 
     def do_wait(self, params: wire.WaitParams, emit: Emit) -> wire.WaitResult:
         root = Path(params.repo).expanduser().resolve() if params.repo else None

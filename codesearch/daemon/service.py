@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 from codesearch import __version__
 from codesearch.config import Settings
@@ -54,6 +55,7 @@ from codesearch.types import (
     CodesearchError,
     IndexCorrupt,
     IndexMissing,
+    IndexStats,
     ModelMismatch,
     RepoState,
 )
@@ -71,6 +73,13 @@ OUTAGE_RETRY_MIN_S = 1.0  # a paused update is retried when the server's breaker
 SKIP_REASONS = ("ignored", "vendored", "vcs")  # name-based: events below them change nothing
 ROOT_CHECK_S = 2.0  # every watched folder is checked this often: moved, deleted, back
 STOP_WAIT_S = 30.0  # `remove` waits at most this long for a running update to stop
+KEEP_RUNS = 16  # the stats of this many latest runs per repository (what `reindex` reports)
+
+
+class Reindexed(NamedTuple):
+    root: Path
+    added: bool  # it was not watched: it is now
+    updates: int  # its runs finished before the request
 
 
 class QueryGate:
@@ -246,18 +255,28 @@ class Service:
                     break
         return queued
 
-    def reindex(self, path: str, rebuild: bool) -> Path:
+    def reindex(self, path: str, rebuild: bool, model: str | None = None) -> Reindexed:
+        """Queue a whole pass over ``path`` (watched from now on), a rebuild, a model switch;
+        the runs that finish after this (the one running now included) are its work."""
         root = resolve_root(Path(path))
         with self._wake:
             repo = self.repos.get(root)
+            added = repo is None
             if repo is None:
                 repo = self._attach(root)
                 self.removed.discard(root)
                 registry.save(self.rt.repos, list(self.repos), self.removed)
             self._queue(repo, {WHOLE_REPO})
             repo.rebuild = repo.rebuild or rebuild
+            repo.model = model or repo.model
             self._wake.notify_all()
-        return root
+            return Reindexed(root, added, repo.updates)
+
+    def runs_since(self, root: Path, updates: int) -> list[IndexStats]:
+        """The stats of the runs of ``root`` that finished after its ``updates``-th."""
+        with self._lock:
+            repo = self.repos.get(root)
+            return [] if repo is None else [s for n, s in repo.runs if n > updates]
 
     def resolve(self, repo: str | None, cwd: str | None) -> Path:
         if repo:
@@ -574,8 +593,9 @@ class Service:
         replaced = repo.writer is not None and file_id(repo.index_path) != repo.writer_id
         if replaced:
             log.warning("%s: the index file was replaced or deleted: reopening it", repo.root)
-        if rebuild or replaced or not repo.checked:
-            self._open_writer(repo, rebuild=rebuild)
+        model, repo.model = repo.model, None
+        if rebuild or replaced or not repo.checked or model:
+            self._open_writer(repo, rebuild=rebuild, model=model)
         assert repo.writer is not None and repo.embedder is not None
         notice_gen = repo.notice_gen  # a notice raised after this is not this run's to clear
         scope = None if WHOLE_REPO in scopes or replaced else sorted(scopes)
@@ -604,6 +624,7 @@ class Service:
             repo.last_update = time.time()
             repo.last_stats = stats
             repo.updates += 1
+            repo.runs = [*repo.runs[-(KEEP_RUNS - 1) :], (repo.updates, stats)]
             repo.verified = file_stamp(repo.index_path)  # what the writer wrote is trusted
             repo.next_check = time.monotonic() + integrity.CHECK_S
             if scope is None and repo.notice and repo.notice_gen == notice_gen:
@@ -633,8 +654,9 @@ class Service:
         if self._stopping.is_set() or repo.state in stop:
             raise Cancelled
 
-    def _open_writer(self, repo: Repo, rebuild: bool) -> None:
-        """Open (or reopen) the writer, checking the index's integrity first."""
+    def _open_writer(self, repo: Repo, rebuild: bool, model: str | None = None) -> None:
+        """Open (or reopen) the writer, checking the index's integrity first; ``model``:
+        switch the index to it (`codesearch index --model`)."""
         with self._lock:
             self._close_stores(repo)
         found: list[str] = []
@@ -653,9 +675,10 @@ class Service:
             repo.condemned = None  # gone (its inode number may come back for the new file)
         repo.writer = Store.open(repo.index_path, create=True)
         repo.writer_id = file_id(repo.index_path)
-        repo.embedder = prepare_writer(repo.root, repo.writer, self.settings)
+        repo.embedder = prepare_writer(repo.root, repo.writer, self.settings, model=model)
         conflict = repo.embedder.dim_conflict(repo.writer.get_meta("model_id"))
-        if conflict:  # never wipe an index because a server changed behind our back
+        # never wipe an index because a server changed behind our back (unless asked to switch)
+        if conflict and model is None:
             self._close_stores(repo)
             raise ModelMismatch(conflict)
         repo.checked = True

@@ -67,6 +67,21 @@ def embed_text(
     if multivector and dim is not None:
         raise BadInput("--dim sets the single vector's size; multi-vectors have a fixed size")
     embedder, label = _load(model, task=task, dim=dim, device=device, home=home)
+    return embed_with(embedder, label, text, query=query, task=task, multivector=multivector)
+
+
+def embed_with(
+    embedder: Embedder,
+    label: str,
+    text: str,
+    *,
+    query: bool,
+    task: str | None = None,
+    multivector: bool = False,
+) -> TextEmbedding:
+    """:func:`embed_text` with a model already loaded (the daemon's, warm), named ``label``."""
+    if task is not None and not embedder.tasks:
+        raise BadInput(f"model {label} has no tasks: omit --task (a jina-v4 option)")
     task = embedder.resolve_task(task)
     if multivector:
         if not embedder.supports_multivector:

@@ -32,6 +32,7 @@ class Method(StrEnum):
     REINDEX = "reindex"
     WAIT = "wait"
     SHUTDOWN = "shutdown"
+    EMBED = "embed"
 
 
 class Envelope(Wire):
@@ -200,6 +201,7 @@ class ReindexParams(Params):
     path: Annotated[Location, Says(empty="'{name}' is required")] = Field(min_length=1)
     rebuild: StrictBool = False
     wait: StrictBool = False
+    model: Maybe[StrictStr] = omitted("switch the index to this model (it is rebuilt)")
 
 
 class WaitParams(Params):
@@ -215,6 +217,19 @@ class WaitParams(Params):
 
 class ShutdownParams(Params):
     method: ClassVar[Method] = Method.SHUTDOWN
+
+
+class EmbedParams(Params):
+    """One text embedded by the daemon's (warm) model, as `codesearch embed` shows it."""
+
+    method: ClassVar[Method] = Method.EMBED
+
+    text: StrictStr
+    query: StrictBool = Field(description="true: as a search question; false: as a chunk")
+    model: Maybe[StrictStr] = omitted("the model (default: the configured one)")
+    task: Maybe[StrictStr] = omitted("a task adapter (jina-v4)")
+    dim: Maybe[Annotated[StrictInt, Field(ge=1, le=100_000)]] = omitted("Matryoshka size")
+    multivector: StrictBool = False
 
 
 # ---------------------------------------------------------------------- answers
@@ -316,8 +331,61 @@ class HintResult(Wire):
     queued: int
 
 
+class Skipped(Wire):
+    path: str
+    reason: str
+    detail: str = ""
+
+
+class RunStats(Wire):
+    """What the index runs a `reindex` with ``wait`` followed did (summed over them)."""
+
+    files_seen: int
+    files_indexed: int
+    files_unchanged: int
+    files_removed: int
+    chunks_total: int
+    chunks_embedded: int
+    chunks_reused: int
+    seconds: float
+    rebuilt: bool
+    skipped: list[Skipped] = Field(default_factory=list, description="of the last whole pass")
+
+    @classmethod
+    def of(cls, runs: list[types.IndexStats]) -> RunStats:
+        last = runs[-1]
+        total = {k: sum(getattr(r, k) for r in runs) for k in ("files_indexed", "files_removed")}
+        return cls(
+            files_seen=last.files_seen,
+            files_unchanged=last.files_unchanged,
+            chunks_total=last.chunks_total,
+            chunks_embedded=sum(r.chunks_embedded for r in runs),
+            chunks_reused=sum(r.chunks_reused for r in runs),
+            seconds=round(sum(r.seconds for r in runs), 3),
+            rebuilt=any(r.rebuilt for r in runs),
+            skipped=[Skipped(path=s.path, reason=s.reason, detail=s.detail) for s in last.skipped],
+            **total,
+        )
+
+    def to_stats(self) -> types.IndexStats:
+        fields = self.model_dump(exclude={"skipped"})
+        skips = tuple(types.Skip(s.path, s.reason, s.detail) for s in self.skipped)
+        return types.IndexStats(**fields, skipped=skips)
+
+
 class ReindexResult(Wire):
     root: str
+    stats: Maybe[RunStats] = omitted("with wait: what the runs it waited for did")
+    added: bool = Field(default=False, description="it was not watched: it is now")
+    error: str = Field(default="", description="the last update failed: why (it is retried)")
+
+
+class EmbedResult(Wire):
+    model: str
+    task: str | None
+    dim: int
+    vectors: list[list[float]] = Field(description="one vector, or one per token (multivector)")
+    multivector: bool = False
 
 
 class WaitResult(Wire):
@@ -389,4 +457,5 @@ CALLS: dict[Method, Call] = {
     Method.REINDEX: Call(ReindexParams, ReindexResult),
     Method.WAIT: Call(WaitParams, WaitResult),
     Method.SHUTDOWN: Call(ShutdownParams, ShutdownResult),
+    Method.EMBED: Call(EmbedParams, EmbedResult),
 }
