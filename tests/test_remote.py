@@ -198,11 +198,11 @@ def test_a_server_killed_mid_index_pauses_the_daemon_which_resumes_to_a_clean_re
     groups = {"n": 0}
     before_embed = svc._before_embed
 
-    def kill_at_the_third_group() -> None:  # the writer thread, right before an embed call
+    def kill_at_the_third_group(repo: Any) -> None:  # the writer thread, before an embed call
         groups["n"] += 1
         if groups["n"] == 3:
             remote.kill()
-        before_embed()
+        before_embed(repo)
 
     monkeypatch.setattr(svc, "_before_embed", kill_at_the_third_group)
     svc.start()
