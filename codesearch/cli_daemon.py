@@ -135,12 +135,13 @@ def _ago(seconds: float) -> str:
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     from codesearch.cli_checks import guard_root
     from codesearch.wire import daemon as wire
+    from codesearch.wire.base import parse
 
     guard_root(Path(args.path), args.force)
     path = str(Path(args.path).expanduser().resolve())
     bar = _EventBar() if not args.no_wait else None
     try:
-        params = wire.AddParams(path=path, wait=not args.no_wait)
+        params = parse(wire.AddParams, {"path": path, "wait": not args.no_wait}, BadInput)
         answer = link(settings).request(params, wire.AddResult, on_progress=bar)
     finally:
         if bar is not None:
@@ -176,12 +177,12 @@ def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
     what was deleted."""
     from codesearch.daemon.link import NotRunning
     from codesearch.wire import daemon as wire
+    from codesearch.wire.base import parse
 
     path = str(Path(args.path).expanduser().resolve())
+    asked = parse(wire.RemoveParams, {"path": path, "delete": args.delete}, BadInput)
     try:
-        answer = link(settings, start=False).request(
-            wire.RemoveParams(path=path, delete=args.delete), wire.RemoveResult
-        )
+        answer = link(settings, start=False).request(asked, wire.RemoveResult)
     except NotRunning:
         answer = _remove_here(args, settings, path)
     index = settings.index_path(Path(answer.root))
@@ -263,12 +264,13 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from codesearch.daemon import registry
     from codesearch.daemon.link import NotRunning
     from codesearch.wire import daemon as wire
+    from codesearch.wire.base import parse
 
     root = _status_root(args, settings)
     info = None
     if settings.daemon:
         try:
-            params = wire.StatusParams(repo=str(root) if root else None)
+            params = parse(wire.StatusParams, {"repo": str(root) if root else None}, BadInput)
             info = link(settings, start=False).request(params, wire.StatusResult)
         except NotRunning:
             info = None

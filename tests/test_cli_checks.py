@@ -128,3 +128,15 @@ def test_a_long_batch_is_cut_into_requests_under_the_limit() -> None:
     assert [q for run in runs for q in run] == queries
     for run in runs:
         assert len(json.dumps(run, separators=(",", ":")).encode()) <= BATCH_REQUEST_BYTES + 2
+
+
+@pytest.mark.parametrize("command", ["add", "remove", "forget"])
+def test_a_path_over_the_limit_is_one_line(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A path longer than the daemon takes (4,096 characters) is refused in one line by every
+    command that names a repository, daemon or none; no traceback."""
+    long = str(tmp_path / "/".join(["d" * 200] * 25))
+    assert main([command, long]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "too long" in err and "4096" in err and "\n" not in err and "Traceback" not in err
