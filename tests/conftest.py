@@ -30,6 +30,17 @@ def isolated_home(
 
 
 @pytest.fixture
+def own(tmp_path: Path) -> Iterator[object]:
+    """A daemon (tests/daemon_helpers.py) in a data dir of its own, not started; stopped at
+    the end whatever the test did."""
+    from daemon_helpers import Daemon
+
+    daemon = Daemon(tmp_path / "home")
+    yield daemon
+    daemon.stop()
+
+
+@pytest.fixture
 def demo_repo(tmp_path: Path) -> Path:
     """A copy of tests/fixtures/repo (several languages), as a git-less folder."""
     dest = tmp_path / "demo"

@@ -47,14 +47,6 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 
 
 @pytest.fixture
-def own(tmp_path: Path) -> Iterator[Daemon]:
-    """A daemon in a data dir of its own (not started), stopped at the end."""
-    daemon = Daemon(tmp_path / "home")
-    yield daemon
-    daemon.stop()
-
-
-@pytest.fixture
 def repo(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     shutil.copytree(FIXTURES / "repo", root)

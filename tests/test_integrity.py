@@ -27,17 +27,8 @@ def write(path: Path, text: str) -> None:
 
 
 @pytest.fixture
-def own(tmp_path: Path) -> Iterator[Daemon]:
-    daemon = Daemon(tmp_path / "home")
-    yield daemon
-    daemon.stop()
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    shutil.copytree(FIXTURES / "repo", root)
-    return root
+def repo(demo_repo: Path) -> Path:
+    return demo_repo
 
 
 def answer(daemon: Daemon, repo: Path, query: str) -> dict[str, Any]:
