@@ -23,10 +23,10 @@ from codesearch.config import load_settings
 from codesearch.embed import Embedder
 from codesearch.index import Indexer
 from codesearch.search import Fusion, Searcher, SearchOptions, late_interaction
-from codesearch.store import SCHEMA_VERSION, Store, fts
+from codesearch.store import SCHEMA_VERSION, Store
 from codesearch.store.migrations import MIGRATIONS
 from codesearch.store.quant import quantise
-from codesearch.store.sql import body_dictionary, key_digest, pack_body, unpack_body
+from codesearch.store.sql import body_dictionary, fts_columns, key_digest, pack_body, unpack_body
 from codesearch.types import BadInput, Chunk, FileState, Filters, content_hash, vector_key
 
 TASKS = ("retrieval", "text-matching", "code")
@@ -307,7 +307,7 @@ def _downgrade_to_schema_5(path: Path) -> None:
         _, text = unpack_body(plain[cid])
         conn.execute(
             "INSERT INTO chunks_fts(rowid, name, path, body) VALUES (?, ?, ?, ?)",
-            (cid, fts.index_text(name), fts.path_text(cpath), fts.index_text(text)),
+            (cid, *fts_columns(name, cpath, text)),
         )
     conn.execute("DELETE FROM meta WHERE key IN ('fts_text', 'fts_changed')")
     conn.execute("PRAGMA user_version = 5")

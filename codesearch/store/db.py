@@ -38,6 +38,7 @@ from codesearch.store.sql import (
     _marks,
     _media_text,
     body_dictionary,
+    fts_columns,
     fts_row,
     key_digest,
     pack_body,
@@ -440,12 +441,7 @@ class Store(StoreReads):
                 )
                 conn.execute(
                     "INSERT INTO chunks_fts(rowid, name, path, body) VALUES (?, ?, ?, ?)",
-                    (
-                        cur.lastrowid,
-                        fts.index_text(chunk.name),
-                        fts.path_text(chunk.path),
-                        fts.index_text(chunk.text),
-                    ),
+                    (cur.lastrowid, *fts_columns(chunk.name, chunk.path, chunk.text)),
                 )
             self._fts_changed(len(chunks))
 

@@ -99,7 +99,13 @@ def fts_row(
     path, body) as indexed. A delete from the contentless table must pass exactly these values
     back."""
     _, text = unpack_body(body, body_dictionary(language, kind, name, path))
-    return cid, fts.index_text(name), fts.path_text(path), fts.index_text(text)
+    return (cid, *fts_columns(name, path, text))
+
+
+def fts_columns(name: str, path: str, text: str) -> tuple[str, str, str]:
+    """What ``chunks_fts`` indexes of a chunk (name, path, body): written on insert and
+    handed back, the same, on delete (:func:`fts_row`)."""
+    return fts.index_text(name), fts.path_text(path), fts.index_text(text)
 
 
 def _media_text(media: Media | None) -> str:
