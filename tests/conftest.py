@@ -15,6 +15,16 @@ register_fake()  # `--model fake`, load_embedder("fake"): in this process only
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One codesearch cache folder (the OpenVINO exports) for the whole session, not the
+    user's: every process the tests start inherits it."""
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CODESEARCH_CACHE", str(cache))
+        yield cache
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch

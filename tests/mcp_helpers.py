@@ -52,6 +52,7 @@ class McpClient:
             portal = stack.enter_context(anyio.from_thread.start_blocking_portal())
             command = mcp_command() + self.args
             env = {"CODESEARCH_HOME": str(self.home), "PYTHONPATH": os.getcwd()}
+            env["CODESEARCH_CACHE"] = os.environ.get("CODESEARCH_CACHE", "")
             params = StdioServerParameters(
                 command=command[0], args=command[1:], env=env, cwd=str(self.cwd)
             )

@@ -234,8 +234,9 @@ def test_the_implementation_comes_before_its_tests(repo: RepoSearch) -> None:
 
 def test_a_question_about_tests_gets_the_tests_first(repo: RepoSearch) -> None:
     hits = search(repo, "where is instance_to_dict tested")
-    assert roles(hits)[0] is Role.TEST
-    assert hits[0].path == "tests/test_convert.py" and hits[0].name.startswith("test_")
+    assert roles(hits)[:3] == [Role.TEST] * 3 and hits[0].name.startswith("test_instance_to_dict")
+    # the test file's and selfcheck.py's test score within 0.001 of each other: either may lead
+    assert "tests/test_convert.py" in {h.path for h in hits[:2]}
 
 
 def test_a_stub_folds_into_its_implementation(repo: RepoSearch) -> None:

@@ -18,6 +18,7 @@ from codesearch.embed.backend import (
     one_line_errors,
 )
 from codesearch.embed.base import Embedder
+from codesearch.embed.minilm import runtime
 from codesearch.embed.minilm.files import (
     MINILM_CODE_ADAPTER,
     MINILM_ID,
@@ -123,21 +124,52 @@ def load_folder(
     max_tokens: int | None = None,
     adapter: Path | None = None,
 ) -> Embedder:
-    """A TransformersEmbedder of ``folder`` (``model_id`` None: the folder's own id)."""
+    """The embedder of ``folder`` (``model_id`` None: the folder's own id), on the runtime
+    ``runtime.chosen_runtime`` picks: OpenVINO on the CPU, else torch."""
     reason = missing_modules(*_TRANSFORMERS)
     if reason:
         raise ModelUnavailable(f"cannot load {folder}: {reason}")
+    model_id = model_id or folder_model_id(folder, hf_id)
+    if runtime.chosen_runtime(options.device) == "openvino":
+        return _load_openvino(folder, model_id, options, max_tokens, adapter)
     from codesearch.embed.minilm.embedder import TransformersEmbedder
 
     with one_line_errors(f"cannot load model from {folder}"):
         return TransformersEmbedder(
             folder,
-            model_id=model_id or folder_model_id(folder, hf_id),
+            model_id=model_id,
             batch_size=options.batch_size,
             device=options.device,
             max_tokens=max_tokens,
             adapter=adapter,
         )
+
+
+def _load_openvino(
+    folder: Path,
+    model_id: str,
+    options: LoadOptions,
+    max_tokens: int | None,
+    adapter: Path | None,
+) -> Embedder:
+    """The OpenVINO embedder of ``folder``, converted first where this is its first load; an
+    export that does not load (a disk that filled up mid-write) is made again, once."""
+    from codesearch.embed.minilm.ov_embedder import OpenVinoEmbedder
+
+    out = runtime.export_folder(model_id, max_tokens)
+    precision = runtime.chosen_precision(options.device)
+    for attempt in (1, 2):
+        runtime.ensure_export(out, folder, model_id, max_tokens, adapter)
+        try:
+            return OpenVinoEmbedder(out, precision=precision, batch_size=options.batch_size)
+        except Exception as exc:
+            if attempt == 2:
+                msg = " ".join(str(exc).split())[:300]
+                raise ModelUnavailable(
+                    f"cannot load the OpenVINO export of {model_id} in {out}: {msg}"
+                ) from exc
+            runtime.discard(out)
+    raise AssertionError("unreachable")
 
 
 def _usable(info: BackendInfo) -> AutoChoice:

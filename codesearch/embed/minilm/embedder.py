@@ -34,19 +34,7 @@ from transformers.utils import logging as hf_logging
 from codesearch.embed.backend import cpu_count, json_object
 from codesearch.embed.base import Embedder, l2_normalise
 from codesearch.embed.minilm.files import folder_model_id
-
-
-def cpu_has_native_bf16() -> bool:
-    """True if the CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 is ~2x faster."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return False
+from codesearch.embed.minilm.runtime import chosen_precision
 
 
 def merge_adapter(model: Any, adapter: Path) -> Any:
@@ -89,13 +77,7 @@ class TransformersEmbedder(Embedder):
         # bf16 autocast: about 2x faster on CPUs with native bf16, cosine vs fp32 > 0.9999
         # (measured on code snippets); elsewhere (or on request) plain fp32.
         if precision == "auto":
-            env = os.environ.get("CODESEARCH_EMBED_PRECISION", "").strip().lower()
-            precision = env if env in ("fp32", "bf16") else "auto"
-        if precision == "auto":
-            use_bf16 = self.device.type == "cuda" or (
-                self.device.type == "cpu" and cpu_has_native_bf16()
-            )
-            precision = "bf16" if use_bf16 else "fp32"
+            precision = chosen_precision(str(self.device))
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be auto, fp32 or bf16, not {precision!r}")
         self.precision = precision
@@ -141,7 +123,11 @@ class TransformersEmbedder(Embedder):
 
         pooling = json_object(self.folder / "1_Pooling" / "config.json")
         self.pooling = "cls" if pooling.get("pooling_mode_cls_token") else "mean"
-        self._uses_token_types = bool(getattr(self.model.config, "type_vocab_size", 0))
+        self.uses_token_types = bool(getattr(self.model.config, "type_vocab_size", 0))
+
+    def tokenizer_json(self) -> str:
+        """The tokenizer as it runs here (truncation at ``max_tokens``, no padding), as JSON."""
+        return str(self._tokenizer.to_str())
 
     # -- the Embedder core ------------------------------------------------------------------
 
@@ -182,7 +168,7 @@ class TransformersEmbedder(Embedder):
             "input_ids": torch.from_numpy(ids).to(self.device),
             "attention_mask": torch.from_numpy(mask).to(self.device),
         }
-        if self._uses_token_types:
+        if self.uses_token_types:
             inputs["token_type_ids"] = torch.from_numpy(types).to(self.device)
         hidden = self.model(**inputs).last_hidden_state.float()
         if self.pooling == "cls":

@@ -16,6 +16,8 @@ from pathlib import Path
 MINILM_MAX_TOKENS = 128
 MINILM_CODE_ADAPTER = Path(__file__).resolve().parent.parent / "adapters" / "minilm-code"
 MINILM_ID = "minilm:all-MiniLM-L6-v2"
+# the layout of an OpenVINO export's folder (ov_export); a new layout gets a new number
+OPENVINO_FORMAT = 1
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
