@@ -398,7 +398,12 @@ def cmd_index(args: argparse.Namespace) -> int:
         found = _index_by_daemon(args, settings)  # one writer per index: a running daemon's
         bar = ProgressBar() if not args.quiet and found is None else None
         stats = found or index_repo(
-            Path(args.path), settings, rebuild=args.rebuild, progress=bar, model=args.model
+            Path(args.path),
+            settings,
+            rebuild=args.rebuild,
+            progress=bar,
+            model=args.model,
+            on_wait=_say_waiting,
         )
     except KeyboardInterrupt as exc:  # Ctrl-C: say exactly what the index kept
         interrupted = exc
@@ -413,6 +418,14 @@ def cmd_index(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(_index_summary(args, settings, stats, before), file=sys.stderr)
     return 0
+
+
+def _say_waiting() -> None:
+    print(
+        "codesearch: another codesearch process (the daemon?) is writing this index; "
+        "waiting until it is done (Ctrl-C to stop)",
+        file=sys.stderr,
+    )
 
 
 def _index_by_daemon(args: argparse.Namespace, settings: Settings) -> IndexStats | None:

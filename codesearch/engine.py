@@ -4,6 +4,7 @@ search it. The daemon owns one for all faces; the CLI uses it in-process with --
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,9 +98,11 @@ def index_repo(
     progress: ProgressFn | None = None,
     embedder: Embedder | None = None,
     model: str | None = None,
+    on_wait: Callable[[], None] | None = None,
 ) -> IndexStats:
     """Index or update ``path``. The model is ``model`` when given (a different one rebuilds
-    the index), else the one that built the existing index, else ``settings.model``."""
+    the index), else the one that built the existing index, else ``settings.model``.
+    ``on_wait``: called once when another process is writing this index (the run waits)."""
     root = resolve_root(path)
     index_path = settings.index_path(root)
     secure_home(settings.home)  # the index holds the code: 0700 all the way down
@@ -114,7 +117,7 @@ def index_repo(
             conflict = embedder.dim_conflict(store.get_meta("model_id"))
             if conflict:
                 raise ModelMismatch(conflict)
-        return Indexer(root, store, embedder, settings, progress).run()
+        return Indexer(root, store, embedder, settings, progress, on_wait=on_wait).run()
 
 
 def prepare_writer(

@@ -38,6 +38,7 @@ from codesearch.embed import Embedder
 from codesearch.paths import in_scope, normalize_scope, read_source, walk
 from codesearch.safe_read import Refused
 from codesearch.store import Store
+from codesearch.store.writer_lock import writer_lock
 from codesearch.types import (
     IMAGE_TASK,
     BadInput,
@@ -153,11 +154,14 @@ class Indexer:
         *,
         before_embed: Callable[[], None] | None = None,
         embed_group: int = EMBED_GROUP,
+        on_wait: Callable[[], None] | None = None,
     ) -> None:
         """``before_embed`` is called right before every embedder call (a daemon yields to
         queries there); ``embed_group`` is how many new chunks go to one embedder call (at least
-        the embedder's ``preferred_group``)."""
+        the embedder's ``preferred_group``). ``on_wait`` is called once when another process is
+        writing this index (the run waits for it: one writer per index)."""
         self.root = root
+        self.on_wait = on_wait
         self.store = store
         self.embedder = embedder
         self.settings = settings
@@ -190,7 +194,10 @@ class Indexer:
         self._started = time.monotonic()
         self._known = None
         try:
-            return self._run(scope)
+            # one writer per index: another process's run goes first
+            path, hook = self.store.path, self.before_embed
+            with writer_lock(path, on_wait=self.on_wait, while_waiting=hook):
+                return self._run(scope)
         except Cancelled:
             return IndexStats(
                 files_indexed=self._files_kept(),

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-INDEX_SUFFIXES = ("", "-wal", "-shm")
+INDEX_SUFFIXES = ("", "-wal", "-shm", ".writer")  # .writer: store/writer_lock.py
 
 
 @dataclass(frozen=True)
