@@ -22,6 +22,13 @@ from codesearch.types import BadInput
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
+@pytest.fixture(autouse=True)
+def openvino_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runtime is opt-in (the default is torch): every test here asks for it."""
+    monkeypatch.setenv("CODESEARCH_EMBED_RUNTIME", "openvino")
+
+
 TEXTS = [
     "python function parse_header\ndef parse_header(line):\n    key, _, val = line.partition(':')",
     "where are the retry delays computed",
@@ -41,7 +48,7 @@ def _reference() -> np.ndarray:
     return torch_runtime.embed_documents(TEXTS)
 
 
-def test_the_cpu_default_runs_on_openvino_with_the_torch_runtimes_vectors() -> None:
+def test_openvino_gives_the_torch_runtimes_vectors() -> None:
     embedder = load_embedder("minilm-code", batch_size=2)  # requests of 2: several in flight
     assert isinstance(embedder, OpenVinoEmbedder)
     assert embedder.model_id.startswith("minilm-code:all-MiniLM-L6-v2+lora-")
@@ -118,6 +125,8 @@ def test_the_export_is_made_once_and_remade_when_broken(
 
 
 def test_the_runtime_is_chosen_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CODESEARCH_EMBED_RUNTIME")
+    assert isinstance(load_embedder("minilm"), TransformersEmbedder)  # the default: torch
     monkeypatch.setenv("CODESEARCH_EMBED_RUNTIME", "torch")
     assert isinstance(load_embedder("minilm"), TransformersEmbedder)
     monkeypatch.setenv("CODESEARCH_EMBED_RUNTIME", "tensorrt")

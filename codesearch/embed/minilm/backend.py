@@ -125,7 +125,7 @@ def load_folder(
     adapter: Path | None = None,
 ) -> Embedder:
     """The embedder of ``folder`` (``model_id`` None: the folder's own id), on the runtime
-    ``runtime.chosen_runtime`` picks: OpenVINO on the CPU, else torch."""
+    ``runtime.chosen_runtime`` picks: torch, or OpenVINO when asked for."""
     reason = missing_modules(*_TRANSFORMERS)
     if reason:
         raise ModelUnavailable(f"cannot load {folder}: {reason}")

@@ -1,11 +1,12 @@
 """The OpenVINO runtime for the BERT-like models on the CPU: the folder ``ov_export`` wrote,
-run without torch or transformers in the process.
+run without torch or transformers in the process. Opt-in (``CODESEARCH_EMBED_RUNTIME=openvino``;
+``runtime`` says why it is not the default).
 
 Measured on django's chunks against the torch runtime (bf16 autocast, batches of 32), the
-same texts in one run (benchmarks/bench_embed_runtime.py): faster, vectors equal to a cosine of
-0.99999, and a process that needs no torch (about 200 MB less memory). Documents run on one
-inference stream per core, each with batches of ``REQUEST_ROWS`` length-sorted texts; a
-question runs on its own request, so a search does not wait behind an indexing batch.
+same texts in one run (benchmarks/bench_embed_runtime.py): 1.43x faster, vectors equal to a
+cosine of 0.99999, and a process that needs no torch. Documents run on one inference stream per
+core, each with batches of ``REQUEST_ROWS`` length-sorted texts; a question runs on its own
+request, so a search does not wait behind an indexing batch.
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
 """Which runtime runs a BERT-like model, and the OpenVINO export it needs. No torch here.
 
-On the CPU the default is OpenVINO (``ov_embedder``): faster than torch here, and a process
-that embeds without importing torch. The model is converted once per model, length and
-OpenVINO version, in a child process (``ov_export``), into codesearch's cache folder
-(``$CODESEARCH_CACHE``, else ``$XDG_CACHE_HOME/codesearch`` or ``~/.cache/codesearch``: derived
-files that any data folder can share), under ``openvino/``; later loads read that folder.
-``CODESEARCH_EMBED_RUNTIME=torch`` keeps the torch runtime (``TransformersEmbedder``), which
-also runs anything not on the CPU.
-``CODESEARCH_EMBED_PRECISION=fp32|bf16`` overrides the precision both runtimes pick (bf16 where
-the CPU computes it natively).
+The default (``auto``) is torch (``TransformersEmbedder``). ``CODESEARCH_EMBED_RUNTIME=openvino``
+runs the model on OpenVINO on the CPU (``ov_embedder``): 1.43x torch's chunks/s on django and a
+process that embeds without torch (less than half the memory), but its vectors, equal to a
+cosine of 0.99999, flipped near-ties on two rows of the hand-written dev eval by more than
+0.005 MRR (benchmarks/RESULTS.md), so it is not the default. The model is converted once per
+model, length and OpenVINO version, in a child process (``ov_export``), into codesearch's
+cache folder (``$CODESEARCH_CACHE``, else ``$XDG_CACHE_HOME/codesearch`` or
+``~/.cache/codesearch``: derived files that any data folder can share), under ``openvino/``;
+later loads read that folder. ``CODESEARCH_EMBED_PRECISION=fp32|bf16`` overrides the
+precision both runtimes pick (bf16 where the CPU computes it natively).
 """
 
 from __future__ import annotations
@@ -60,15 +61,12 @@ def chosen_runtime(device: str | None) -> str:
     asked = os.environ.get("CODESEARCH_EMBED_RUNTIME", "auto").strip().lower() or "auto"
     if asked not in RUNTIMES:
         raise BadInput(f"CODESEARCH_EMBED_RUNTIME={asked!r}: use one of {', '.join(RUNTIMES)}")
-    on_cpu = device is None or str(device).startswith("cpu")
-    if asked == "torch" or not on_cpu:
-        if asked == "openvino":
-            raise BadInput(f"the openvino runtime runs on the CPU, not on {device}")
+    if asked != "openvino":  # auto is torch: see the module docstring
         return "torch"
+    if device is not None and not str(device).startswith("cpu"):
+        raise BadInput(f"the openvino runtime runs on the CPU, not on {device}")
     if importlib.util.find_spec("openvino") is None:
-        if asked == "openvino":
-            raise ModelUnavailable("CODESEARCH_EMBED_RUNTIME=openvino: openvino is not installed")
-        return "torch"
+        raise ModelUnavailable("CODESEARCH_EMBED_RUNTIME=openvino: openvino is not installed")
     return "openvino"
 
 
