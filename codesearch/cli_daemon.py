@@ -68,8 +68,13 @@ def cmd_daemon(args: argparse.Namespace, settings: Settings) -> int:
         print(f"codesearch daemon {state} (pid {info['pid']}, socket {info['socket']})")
         return 0
     if action == "stop":
-        pid = lifecycle.stop(settings)
-        print("codesearch daemon was not running" if pid is None else f"stopped (pid {pid})")
+        stopped = lifecycle.stop(settings)
+        if stopped is None:
+            print("codesearch daemon was not running")
+            return 0
+        for root, kept in stopped.kept:
+            print(printable.name(f"stopped indexing {root}: {kept} files it finished are kept"))
+        print(f"stopped (pid {stopped.pid})")
         return 0
     if action == "restart":
         lifecycle.stop(settings)

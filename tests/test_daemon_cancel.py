@@ -117,11 +117,14 @@ def test_daemon_stop_stops_a_running_update_at_once(
     asked = len(server.requests)
     time.sleep(1)
     assert len(server.requests) == asked
+    # it says what the stopped update kept, and that is what the index holds
+    found = re.search(r"stopped indexing (.*): (\d+) files it finished are kept", out.stdout)
+    assert found, out.stdout
+    assert Path(found.group(1)) == repo.resolve()
+    assert 0 < int(found.group(2)) == indexed_files(index) < 400
     log = (daemon.settings.home / "logs").glob("*.log")
     text = "".join(p.read_text() for p in log)
-    found = re.search(r"update stopped, (\d+) files it finished are kept", text)
-    assert found, text[-2000:]
-    assert int(found.group(1)) == indexed_files(index)
+    assert f"update stopped, {found.group(2)} files it finished are kept" in text
 
 
 def test_ctrl_c_on_index_prints_the_number_of_files_kept(

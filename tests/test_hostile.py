@@ -187,7 +187,7 @@ def test_a_hostile_repository_does_not_wedge_the_daemon(repo: Path, tmp_path: Pa
         (paths, status), stopped = outcome
         assert "lib/shapes.py" in paths
         assert status["state"] == "idle" and status["files"] >= 1, status
-        assert stopped == daemon.pid
+        assert stopped is not None and stopped.pid == daemon.pid
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(daemon.pid, signal.SIGKILL)

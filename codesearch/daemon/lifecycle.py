@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -107,11 +108,23 @@ def _tail(path: Path, lines: int = 1) -> str:
     return " | ".join(text[-lines:]) or "no output"
 
 
-def stop(settings: Settings) -> int | None:
-    """Stop the running daemon; its pid, or None when none ran."""
+@dataclass(frozen=True)
+class Stopped:
+    """A daemon that stopped, and the updates it was running: (repository, files kept)."""
+
+    pid: int
+    kept: tuple[tuple[str, int], ...] = ()
+
+
+def stop(settings: Settings) -> Stopped | None:
+    """Stop the running daemon (None when none ran). A running update stops before its next
+    embedder call, keeping the files it finished: the answer names them."""
+    kept: tuple[tuple[str, int], ...] = ()
     try:
         with Client.connect(settings, timeout=10) as client:
-            pid = int(client.call("shutdown")["pid"])
+            answer = client.call("shutdown")
+        pid = int(answer["pid"])
+        kept = tuple((run["repo"], int(run["files_kept"])) for run in answer.get("stopped", ()))
     # not answering, swamped by other clients, or another version's daemon
     except (DaemonUnavailable, DaemonBusy, SchemaMismatch):
         pid = _lock_pid(settings)
@@ -125,7 +138,7 @@ def stop(settings: Settings) -> int | None:
     deadline = time.monotonic() + STOP_TIMEOUT_S
     while time.monotonic() < deadline:
         if not _alive(pid):
-            return pid
+            return Stopped(pid, kept)
         time.sleep(0.05)
     raise DaemonUnavailable(f"the daemon (pid {pid}) did not stop within {STOP_TIMEOUT_S:.0f} s")
 

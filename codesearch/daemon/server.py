@@ -226,8 +226,12 @@ class Dispatcher:
         return wire.WaitResult(idle=self.service.wait(root, float(params.timeout)))
 
     def do_shutdown(self, params: wire.ShutdownParams, emit: Emit) -> wire.ShutdownResult:
+        stopped = self.service.halt()  # first: the answer says what a running update kept
         self.shutdown.set()
-        return wire.ShutdownResult(pid=os.getpid())
+        return wire.ShutdownResult(
+            pid=os.getpid(),
+            stopped=[wire.StoppedRun(repo=str(root), files_kept=n) for root, n in stopped],
+        )
 
 
 # ---------------------------------------------------------------------- the socket

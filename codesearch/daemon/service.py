@@ -73,6 +73,7 @@ OUTAGE_RETRY_MIN_S = 1.0  # a paused update is retried when the server's breaker
 SKIP_REASONS = ("ignored", "vendored", "vcs")  # name-based: events below them change nothing
 ROOT_CHECK_S = 2.0  # every watched folder is checked this often: moved, deleted, back
 STOP_WAIT_S = 30.0  # `remove` waits at most this long for a running update to stop
+HALT_WAIT_S = 8.0  # `daemon stop` waits this long to say what a running update kept
 KEEP_RUNS = 16  # the stats of this many latest runs per repository (what `reindex` reports)
 
 
@@ -130,6 +131,24 @@ class Service:
         log.info(
             "daemon %s started (pid %d), %d repositories", __version__, os.getpid(), len(self.repos)
         )
+
+    def halt(self) -> list[tuple[Path, int]]:
+        """Stop indexing (the daemon is stopping): a running update stops before its next
+        embedder call. The repositories whose update stopped, each with the files it kept
+        (within :data:`HALT_WAIT_S`; a later stop is only logged)."""
+        self._stopping.set()
+        with self._wake:
+            running = [(r, r.last_stats) for r in self.repos.values() if r.running]
+            self._wake.notify_all()
+            self._wake.wait_for(lambda: not any(r.running for r, _ in running), HALT_WAIT_S)
+            return [
+                (r.root, r.last_stats.files_indexed)
+                for r, before in running
+                if not r.running
+                and r.last_stats is not before  # this run's (a failed run leaves none)
+                and r.last_stats is not None
+                and r.last_stats.cancelled
+            ]
 
     def stop(self) -> None:
         self._stopping.set()

@@ -392,8 +392,16 @@ class WaitResult(Wire):
     idle: bool
 
 
+class StoppedRun(Wire):
+    repo: str
+    files_kept: int = Field(description="files the stopped update finished, kept in the index")
+
+
 class ShutdownResult(Wire):
     pid: int
+    stopped: list[StoppedRun] = Field(
+        default_factory=list, description="updates that were running: each stopped"
+    )
 
 
 # ---------------------------------------------------------------------- the CLI's status
