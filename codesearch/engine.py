@@ -15,6 +15,7 @@ from codesearch.index import Indexer, ProgressFn
 from codesearch.paths import find_repo_root, resolve_root
 from codesearch.search import Searcher, SearchOptions
 from codesearch.store import Store
+from codesearch.store.writer_lock import delete_database, writer_lock
 from codesearch.types import (
     Chunk,
     Hit,
@@ -106,18 +107,20 @@ def index_repo(
     root = resolve_root(path)
     index_path = settings.index_path(root)
     secure_home(settings.home)  # the index holds the code: 0700 all the way down
-    if rebuild and index_path.exists():
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{index_path}{suffix}").unlink(missing_ok=True)
-    with Store.open(index_path, create=True) as store:
-        embedder = prepare_writer(
-            root, store, settings, model=model, embedder=embedder, progress=progress
-        )
-        if model is None:  # never wipe an index because a server changed its size behind us
-            conflict = embedder.dim_conflict(store.get_meta("model_id"))
-            if conflict:
-                raise ModelMismatch(conflict)
-        return Indexer(root, store, embedder, settings, progress, on_wait=on_wait).run()
+    index_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # one writer per index, from the deletion of a rebuilt index's files to the run's end
+    with writer_lock(index_path, on_wait=on_wait):
+        if rebuild:
+            delete_database(index_path)
+        with Store.open(index_path, create=True) as store:
+            embedder = prepare_writer(
+                root, store, settings, model=model, embedder=embedder, progress=progress
+            )
+            if model is None:  # never wipe an index because a server changed its size
+                conflict = embedder.dim_conflict(store.get_meta("model_id"))
+                if conflict:
+                    raise ModelMismatch(conflict)
+            return Indexer(root, store, embedder, settings, progress).run()
 
 
 def prepare_writer(

@@ -7,16 +7,22 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
+from daemon_helpers import Daemon, eventually
 from fake_embedder import FakeEmbedder
+from test_daemon_cancel import daemon, indexed_files, make_repo, server
+from test_remote_parts import FakeServer
 
 from codesearch.config import load_settings
 from codesearch.engine import index_repo
 from codesearch.index import Cancelled
 from codesearch.store.writer_lock import lock_path, writer_lock
+
+__all__ = ["daemon", "server"]  # fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,3 +114,67 @@ def test_the_cli_says_it_waits_for_the_writer(demo_repo: Path) -> None:
         holder.wait()
         cli.kill()
         cli.wait()
+
+
+def test_a_thread_that_holds_the_lock_may_take_it_again_and_no_other_thread_may(
+    tmp_path: Path,
+) -> None:
+    index = tmp_path / "x.sqlite"
+    waited: list[bool] = []
+    with writer_lock(index):
+        with writer_lock(index, on_wait=lambda: waited.append(True)):  # held on, no wait
+            pass
+        assert waited == []
+
+        def other() -> None:
+            with writer_lock(index, on_wait=lambda: waited.append(True)):
+                pass
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        eventually(lambda: waited == [True], timeout=10, what="the other thread waits")
+        assert thread.is_alive()
+    thread.join(timeout=10)  # released by the outer holder: the other thread got it
+    assert not thread.is_alive()
+
+
+def test_a_rebuild_deletes_nothing_while_another_process_writes(demo_repo: Path) -> None:
+    settings = load_settings()
+    index = settings.index_path(demo_repo.resolve())
+    index_repo(demo_repo, settings, embedder=FakeEmbedder())
+    assert indexed_files(index) == 7
+    holder = _hold(index, 3)
+    done: list[object] = []
+    thread = threading.Thread(
+        target=lambda: done.append(
+            index_repo(demo_repo, settings, rebuild=True, embedder=FakeEmbedder())
+        )
+    )
+    thread.start()
+    time.sleep(1.5)
+    # the other writer still has it: the index it writes is there, whole, not deleted
+    assert thread.is_alive() and indexed_files(index) == 7
+    assert holder.wait(timeout=30) == 0
+    thread.join(timeout=120)
+    assert len(done) == 1 and done[0].files_indexed == 7  # type: ignore[attr-defined]
+    assert indexed_files(index) == 7
+
+
+def test_the_daemon_rebuilds_only_once_another_process_is_done_writing(
+    daemon: Daemon, server: FakeServer, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo", 5)
+    daemon.start()
+    daemon.add(repo, wait=True)
+    index = daemon.settings.index_path(repo.resolve())
+    holder = _hold(index, 3)
+    asked = len(server.requests)
+    daemon.call("reindex", {"path": str(repo), "rebuild": True, "wait": False})
+    time.sleep(1.5)
+    # the rebuild waits: the other process's index is neither deleted nor embedded again
+    assert indexed_files(index) == 5 and len(server.requests) == asked
+    assert daemon.paths(repo, "stage")
+    assert holder.wait(timeout=30) == 0
+    daemon.wait(repo)
+    assert len(server.requests) > asked  # rebuilt once the lock was free
+    assert indexed_files(index) == 5 and daemon.paths(repo, "stage")

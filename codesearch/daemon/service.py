@@ -50,6 +50,7 @@ from codesearch.index import Cancelled, Indexer
 from codesearch.paths import resolve_root
 from codesearch.search import SearchOptions
 from codesearch.store import Store
+from codesearch.store.writer_lock import delete_database, writer_lock
 from codesearch.types import (
     BadInput,
     CodesearchError,
@@ -609,6 +610,17 @@ class Service:
     def _update(self, repo: Repo, scopes: set[str], rebuild: bool) -> None:
         if not repo.root.is_dir():
             return
+        repo.index_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # one writer per index (another process's run goes first), held from the deletion of
+        # a rebuilt index's files to the end of the run that writes the new ones
+        try:
+            with writer_lock(repo.index_path, while_waiting=lambda: self._before_embed(repo)):
+                self._update_locked(repo, scopes, rebuild)
+        except Cancelled:  # stopped, removed or gone while another process wrote the index
+            if not self._stopping.is_set():
+                log.info("%s: update stopped before it began", repo.root)
+
+    def _update_locked(self, repo: Repo, scopes: set[str], rebuild: bool) -> None:
         replaced = repo.writer is not None and file_id(repo.index_path) != repo.writer_id
         if replaced:
             log.warning("%s: the index file was replaced or deleted: reopening it", repo.root)
@@ -690,7 +702,7 @@ class Service:
         if found:
             self._raise_notice(repo, found)
         if rebuild or found:
-            _delete_index(repo.index_path)
+            delete_database(repo.index_path)
             repo.condemned = None  # gone (its inode number may come back for the new file)
         repo.writer = Store.open(repo.index_path, create=True)
         repo.writer_id = file_id(repo.index_path)
@@ -862,8 +874,3 @@ def _dir_id(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
-
-
-def _delete_index(index_path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{index_path}{suffix}").unlink(missing_ok=True)
