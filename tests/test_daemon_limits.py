@@ -4,6 +4,7 @@ turn), and the daemon goes on serving. No model is loaded: these are pings and b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -116,9 +117,31 @@ def test_an_idle_connection_is_closed_after_the_timeout(
     with _raw(daemon, timeout=20) as sock, sock.makefile("rb") as reader:
         said = json.loads(reader.readline())  # nothing sent: the daemon speaks, then hangs up
         assert said["error"]["type"] == "ProtocolError"
-        assert "no request for 1 s" in said["error"]["message"]
+        assert "no whole request for 1 s" in said["error"]["message"]
         assert reader.readline() == b""
     assert daemon.call("ping")["pid"] == daemon.pid  # and it serves the next client
+
+
+def test_a_request_trickled_a_byte_at_a_time_times_out_like_an_idle_one(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CODESEARCH_DAEMON_IDLE_TIMEOUT", "1")
+    daemon.start()
+    request = json.dumps({"v": V, "id": 1, "method": "ping"}).encode() + b"\n"
+    with _raw(daemon, timeout=20) as sock, sock.makefile("rb") as reader:
+        started = time.monotonic()
+        with contextlib.suppress(OSError):  # a byte each 0.2 s: never 1 s of silence
+            for byte in request[:-1]:
+                sock.sendall(bytes([byte]))
+                time.sleep(0.2)
+                if time.monotonic() - started > 6:
+                    break
+        said = json.loads(reader.readline())
+        assert said["error"]["type"] == "ProtocolError"
+        assert "no whole request for 1 s" in said["error"]["message"]
+        assert reader.readline() == b""
+        assert time.monotonic() - started < 4  # not the 1 s after the last byte
+    assert daemon.call("ping")["pid"] == daemon.pid
 
 
 def test_connections_are_bounded_and_the_surplus_waits_its_turn(

@@ -45,6 +45,7 @@ LOG_BACKUPS = 3
 PROGRESS_EVERY_S = 0.25
 LISTEN_BACKLOG = socket.SOMAXCONN  # connections the kernel queues before a client must retry
 SLOT_POLL_S = 0.2  # how often a connection waiting for a free thread checks for shutdown
+RECV_BYTES = 64 * 1024  # read from a client this much at a time
 
 
 class AlreadyRunning(CodesearchError):
@@ -241,10 +242,59 @@ class _Gone(Exception):
     """The client went away (or stopped reading) while we answered it."""
 
 
+class _TooLarge(Exception):
+    """A request line over the limit (skipped to its end)."""
+
+
+class _Lines:
+    """Request lines from a socket, each to arrive whole within ``timeout`` seconds of asking
+    for it: a client that trickles a byte at a time holds a thread no longer than a silent
+    one. At most ``limit`` bytes of a line are held; a longer one is skipped to its end."""
+
+    def __init__(self, sock: socket.socket, limit: int, timeout: float | None) -> None:
+        self.sock, self.limit, self.timeout = sock, limit, timeout
+        self.buf = bytearray()
+
+    def next(self) -> bytes | None:
+        """The next line (its newline included, or the last bytes before the end); None at
+        the end. _TooLarge for a line over the limit; TimeoutError when no whole line came
+        in time."""
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        skipping = False
+        while True:
+            end = self.buf.find(b"\n")
+            if end >= 0:
+                line = bytes(self.buf[: end + 1])
+                del self.buf[: end + 1]
+                if skipping or len(line) > self.limit:
+                    raise _TooLarge
+                return line
+            if len(self.buf) > self.limit:
+                skipping = True
+                self.buf.clear()
+            chunk = self._recv(deadline)
+            if not chunk:
+                line = bytes(self.buf)
+                self.buf.clear()
+                return None if skipping or not line or len(line) > self.limit else line
+            self.buf += chunk
+
+    def _recv(self, deadline: float | None) -> bytes:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            self.sock.settimeout(left)
+        try:
+            return self.sock.recv(RECV_BYTES)
+        finally:
+            self.sock.settimeout(self.timeout)  # answers are written under the plain timeout
+
+
 class _Connection(socketserver.StreamRequestHandler):
     """One client's requests, in order. A line over :data:`protocol.MAX_REQUEST_BYTES` is
-    skipped unread and answered with one line; a connection that sends nothing for the idle
-    timeout is told so and closed."""
+    skipped unread and answered with one line; a connection that sends no whole request for
+    the idle timeout is told so and closed."""
 
     server: _Server
 
@@ -252,6 +302,7 @@ class _Connection(socketserver.StreamRequestHandler):
         self.timeout = self.server.idle_timeout  # StreamRequestHandler applies it to the socket
         super().setup()
         self._lock = threading.Lock()
+        self._lines = _Lines(self.connection, protocol.MAX_REQUEST_BYTES, self.timeout)
 
     def send(self, data: bytes) -> None:
         try:
@@ -267,27 +318,27 @@ class _Connection(socketserver.StreamRequestHandler):
                 self._answer(line)
 
     def _read(self) -> bytes | None:
-        """The next request line; None when the client is gone or idle for too long."""
-        limit = protocol.MAX_REQUEST_BYTES
+        """The next request line (empty: one too large, answered here); None when the client
+        is gone or sent no whole request for too long."""
         try:
-            line = self.rfile.readline(limit + 1)
-            if len(line) <= limit:
-                return line or None
-            while not line.endswith(b"\n"):  # skip the rest of it, a bounded piece at a time
-                line = self.rfile.readline(64 * 1024)
-                if not line:
-                    return None
+            return self._lines.next()
+        except _TooLarge:
+            limit = protocol.MAX_REQUEST_BYTES
+            too_large = (
+                f"request too large: more than {limit} bytes (the limit is {limit // 1024} KiB)"
+            )
+            self.send(protocol.error(None, ProtocolError(too_large)))
+            return b""
         except TimeoutError:
             self.send(protocol.error(None, ProtocolError(self._idle())))
             return None
         except OSError:
             return None
-        too_large = f"request too large: more than {limit} bytes (the limit is {limit // 1024} KiB)"
-        self.send(protocol.error(None, ProtocolError(too_large)))
-        return b""
 
     def _idle(self) -> str:
-        return f"no request for {self.server.idle_timeout:g} s: the daemon closed the connection"
+        return (
+            f"no whole request for {self.server.idle_timeout:g} s: the daemon closed the connection"
+        )
 
     def _answer(self, line: bytes) -> None:
         if not line:
