@@ -21,6 +21,8 @@ from daemon_helpers import Daemon, eventually
 from test_daemon_cancel import cli, daemon, indexed_files, make_repo, server
 from test_remote_parts import FakeServer
 
+from codesearch.store import Store
+
 __all__ = ["daemon", "server"]  # fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,3 +197,26 @@ def test_a_no_op_index_and_embed_are_answered_by_the_warm_daemon(
     mine = json.loads(here.stdout)
     assert mine["model"] == answer["model"]
     assert max(abs(a - b) for a, b in zip(mine["vector"], answer["vector"], strict=True)) < 1e-4
+
+
+def test_index_model_switches_the_daemons_index_to_that_model(
+    daemon: Daemon, server: FakeServer, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo", 5)
+    daemon.start()
+    daemon.add(repo, wait=True)
+    index = daemon.settings.index_path(repo.resolve())
+    assert daemon.call("status")["repos"][0]["model"].startswith("remote:")
+
+    asked = len(server.requests)
+    out = cli(daemon.settings.home, "index", "--model", "minilm", str(repo), timeout=300)
+    assert out.returncode == 0, out.stderr
+    # the daemon did it (the model changed, all of it again), not this process on the side
+    assert "rebuilt: the model changed from remote:" in out.stderr, out.stderr
+    assert "5 files (5 updated" in out.stderr, out.stderr
+    assert len(server.requests) == asked  # the remote server embedded nothing more
+    assert daemon.call("status")["repos"][0]["model"].startswith("minilm")
+    with Store.open(index) as store:
+        assert store.get_meta("model_spec") == "minilm"
+    assert "gen/mod_003.py" in daemon.paths(repo, "Stage 3")
+    assert indexed_files(index) == 5
