@@ -34,6 +34,7 @@ from transformers.utils import logging as hf_logging
 from codesearch.embed.backend import cpu_count, json_object
 from codesearch.embed.base import Embedder, l2_normalise
 from codesearch.embed.minilm.files import folder_model_id
+from codesearch.embed.minilm.padding import pad
 from codesearch.embed.minilm.runtime import chosen_precision
 
 
@@ -47,6 +48,15 @@ def merge_adapter(model: Any, adapter: Path) -> Any:
     with warnings.catch_warnings():  # peft 0.21 asks transformers 5 a deprecated question
         warnings.simplefilter("ignore", FutureWarning)
         return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """One vector per text (not normalised): the mean of its real tokens' states, or the
+    first token's (``pooling`` "cls")."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
 
 
 class TransformersEmbedder(Embedder):
@@ -156,24 +166,12 @@ class TransformersEmbedder(Embedder):
         return l2_normalise(out)
 
     def _run_batch(self, encodings: list[Any], width: int) -> np.ndarray:
-        ids = np.full((len(encodings), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(encodings), width), dtype=np.int64)
-        types = np.zeros((len(encodings), width), dtype=np.int64)
-        for row, enc in enumerate(encodings):
-            k = len(enc.ids)
-            ids[row, :k] = enc.ids
-            mask[row, :k] = 1
-            types[row, :k] = enc.type_ids
+        batch = pad(encodings, self.pad_id, width)
         inputs: dict[str, torch.Tensor] = {
-            "input_ids": torch.from_numpy(ids).to(self.device),
-            "attention_mask": torch.from_numpy(mask).to(self.device),
+            "input_ids": torch.from_numpy(batch.ids).to(self.device),
+            "attention_mask": torch.from_numpy(batch.mask).to(self.device),
         }
         if self.uses_token_types:
-            inputs["token_type_ids"] = torch.from_numpy(types).to(self.device)
+            inputs["token_type_ids"] = torch.from_numpy(batch.types).to(self.device)
         hidden = self.model(**inputs).last_hidden_state.float()
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            m = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
-        return pooled.cpu().numpy()
+        return pool(hidden, inputs["attention_mask"], self.pooling).cpu().numpy()

@@ -24,6 +24,7 @@ from tokenizers import Tokenizer
 from codesearch.embed.backend import cpu_count
 from codesearch.embed.base import Embedder
 from codesearch.embed.minilm.files import OPENVINO_FORMAT
+from codesearch.embed.minilm.padding import pad
 
 # Texts per inference request. Smaller requests with one stream per core were faster than
 # larger ones (16: 1.35x torch, 32: 1.25x, 8: 1.30x; benchmarks/RESULTS.md).
@@ -78,14 +79,8 @@ class OpenVinoEmbedder(Embedder):
     # -- internals ------------------------------------------------------------------------
 
     def _inputs(self, encodings: Sequence[Any]) -> dict[str, np.ndarray]:
-        width = max(len(e.ids) for e in encodings)
-        ids = np.full((len(encodings), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(encodings), width), dtype=np.int64)
-        for row, enc in enumerate(encodings):
-            k = len(enc.ids)
-            ids[row, :k] = enc.ids
-            mask[row, :k] = 1
-        return {"input_ids": ids, "attention_mask": mask}
+        batch = pad(encodings, self.pad_id)
+        return {"input_ids": batch.ids, "attention_mask": batch.mask}
 
     def _run_single(self, encodings: Sequence[Any]) -> np.ndarray:
         result = self._single.infer(self._inputs(encodings))

@@ -40,7 +40,7 @@ def export(
     import openvino as ov
     import torch
 
-    from codesearch.embed.minilm.embedder import TransformersEmbedder
+    from codesearch.embed.minilm.embedder import TransformersEmbedder, pool
 
     source = TransformersEmbedder(
         folder, model_id=model_id, precision="fp32", max_tokens=max_tokens, adapter=adapter
@@ -58,11 +58,7 @@ def export(
             if source.uses_token_types:
                 inputs["token_type_ids"] = torch.zeros_like(input_ids)
             hidden = self.model(**inputs).last_hidden_state
-            if source.pooling == "cls":
-                pooled = hidden[:, 0]
-            else:
-                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            pooled = pool(hidden, attention_mask, source.pooling)
             return torch.nn.functional.normalize(pooled, dim=-1)
 
     example = {
