@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_index import DEFAULT_QUERIES
+from procstat import peak_rss
 
 from codesearch.config import Settings
 from codesearch.daemon import lifecycle
@@ -104,11 +105,7 @@ class Session:
         )
 
     def peak_rss(self) -> int:
-        with open(f"/proc/{self.pid}/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        return 0
+        return peak_rss(self.pid)
 
 
 def _copy(repo: Path, where: Path) -> Path:

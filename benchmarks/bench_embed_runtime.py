@@ -37,6 +37,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from procstat import peak_rss  # noqa: E402
+
 from codesearch.config import load_settings  # noqa: E402
 from codesearch.embed import Embedder, load_embedder  # noqa: E402
 from codesearch.engine import index_repo  # noqa: E402
@@ -142,7 +144,7 @@ def index_run(repo: Path, runtime: str, model: str) -> dict[str, Any]:
             )
         peak = 0
         while child.poll() is None:  # VmHWM of the child itself (the fork's own is the parent's)
-            peak = max(peak, _vm_hwm(child.pid))
+            peak = max(peak, peak_rss(child.pid))
             time.sleep(0.2)
         wall = time.perf_counter() - t0
         out = log.read_text(encoding="utf-8", errors="replace")
@@ -158,18 +160,6 @@ def index_run(repo: Path, runtime: str, model: str) -> dict[str, Any]:
         "chunks_per_s": round(chunks / wall, 1),
         "peak_rss_mb": round(peak / 1e6),
     }
-
-
-def _vm_hwm(pid: int) -> int:
-    """The peak resident memory of process ``pid`` so far, in bytes (0 once it is gone)."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def main() -> None:

@@ -65,6 +65,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_daemon import WORDS, Session, _copy, _source_files, pct
 from bench_index import DEFAULT_QUERIES
+from procstat import status_kb
 
 from codesearch.config import Settings
 from codesearch.daemon.client import Client, DaemonBusy
@@ -89,18 +90,6 @@ def _latencies(values: list[float]) -> dict[str, float | None]:
         "p95_ms": _ms(pct(values, 0.95)),
         "max_ms": _ms(max(values)),
     }
-
-
-def _proc_kb(pid: int, key: str) -> int:
-    """A line of /proc/PID/status (VmRSS, VmHWM, RssAnon) in KiB; 0 once the process is gone."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def _kill(pid: int) -> None:
@@ -375,8 +364,8 @@ def _client(
 def _sample_rss(pid: int, stop: threading.Event, peak: list[int]) -> None:
     """Peak VmRSS and peak RssAnon (the process' own memory, not mapped library files)."""
     while not stop.wait(RSS_EVERY_S):
-        peak[0] = max(peak[0], _proc_kb(pid, "VmRSS"))
-        peak[1] = max(peak[1], _proc_kb(pid, "RssAnon"))
+        peak[0] = max(peak[0], status_kb(pid, "VmRSS"))
+        peak[1] = max(peak[1], status_kb(pid, "RssAnon"))
 
 
 def _change(files: list[Path], tag: str) -> list[str]:
@@ -406,10 +395,10 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
             add_s = time.monotonic() - t0
             daemon.call("search", {"queries": [DEFAULT_QUERIES[0]], "k": 10, "repo": str(repo)})
             before = daemon.call("status", {"repo": str(repo)})["repos"][0]
-            rss_before_kb = _proc_kb(daemon.pid, "VmRSS")
+            rss_before_kb = status_kb(daemon.pid, "VmRSS")
 
             stop, rss_stop = threading.Event(), threading.Event()
-            peak = [rss_before_kb, _proc_kb(daemon.pid, "RssAnon")]
+            peak = [rss_before_kb, status_kb(daemon.pid, "RssAnon")]
             sampler = threading.Thread(target=_sample_rss, args=(daemon.pid, rss_stop, peak))
             sampler.start()
             tallies = [Tally() for _ in range(args.clients)]
@@ -448,7 +437,7 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
             waiter.join(timeout=args.settle)
             rss_stop.set()
             sampler.join()
-            hwm_kb = _proc_kb(daemon.pid, "VmHWM")
+            hwm_kb = status_kb(daemon.pid, "VmHWM")
             after = daemon.call("status", {"repo": str(repo)})["repos"][0]
             probes = rng.sample(range(len(names)), min(10, len(names)))
             found = 0
