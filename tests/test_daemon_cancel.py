@@ -57,6 +57,15 @@ def make_repo(root: Path, files: int) -> Path:
     return root
 
 
+def watched(daemon: Daemon, root: Path, files: int, *, wait: bool = True) -> tuple[Path, Path]:
+    """A repository of ``files`` files at ``root``, added to ``daemon`` (started here):
+    the repository and its index."""
+    repo = make_repo(root, files)
+    daemon.start()
+    daemon.add(repo, wait=wait)
+    return repo, daemon.settings.index_path(repo.resolve())
+
+
 def cli(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CODESEARCH_HOME": str(home), "CODESEARCH_DAEMON": "1"}
     return subprocess.run(
@@ -82,11 +91,8 @@ def indexed_files(index: Path) -> int:
 def test_remove_stops_a_running_update_and_says_what_it_kept(
     daemon: Daemon, server: FakeServer, tmp_path: Path
 ) -> None:
-    repo = make_repo(tmp_path / "repo", 400)  # 400 files, 8 per request: 50 slow requests
-    server.delay = 0.3
-    daemon.start()
-    daemon.add(repo, wait=False)
-    index = daemon.settings.index_path(repo.resolve())
+    server.delay = 0.3  # 400 files, 8 per request: 50 slow requests
+    repo, index = watched(daemon, tmp_path / "repo", 400, wait=False)
     eventually(lambda: indexed_files(index) >= 8, timeout=60, what="some files indexed")
 
     out = cli(daemon.settings.home, "remove", str(repo))
@@ -106,11 +112,8 @@ def test_remove_stops_a_running_update_and_says_what_it_kept(
 def test_daemon_stop_stops_a_running_update_at_once(
     daemon: Daemon, server: FakeServer, tmp_path: Path
 ) -> None:
-    repo = make_repo(tmp_path / "repo", 400)
     server.delay = 0.3
-    daemon.start()
-    daemon.add(repo, wait=False)
-    index = daemon.settings.index_path(repo.resolve())
+    repo, index = watched(daemon, tmp_path / "repo", 400, wait=False)
     eventually(lambda: indexed_files(index) >= 8, timeout=60, what="some files indexed")
     out = cli(daemon.settings.home, "daemon", "stop", timeout=60)
     assert out.returncode == 0, out.stderr
@@ -214,11 +217,8 @@ def test_remove_sticks_until_add(daemon: Daemon, tmp_path: Path) -> None:
 
 
 def test_forget_deletes_the_index_the_daemon_holds_open(daemon: Daemon, tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo", 3)
-    daemon.start()
-    daemon.add(repo, wait=True)
+    repo, index = watched(daemon, tmp_path / "repo", 3)
     assert daemon.paths(repo, "stage")  # its reader is open now
-    index = daemon.settings.index_path(repo.resolve())
     assert index.exists()
 
     out = cli(daemon.settings.home, "forget", str(repo))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from daemon_helpers import Daemon, eventually
-from test_daemon_cancel import cli, daemon, indexed_files, make_repo, server
+from test_daemon_cancel import cli, daemon, indexed_files, make_repo, server, watched
 from test_remote_parts import FakeServer
 
 from codesearch.store import Store
@@ -78,11 +78,8 @@ def deleted_index_fds(pid: int, home: Path) -> list[str]:
 def test_index_while_the_daemon_indexes_embeds_once_and_shows_progress(
     daemon: Daemon, server: FakeServer, tmp_path: Path
 ) -> None:
-    repo = make_repo(tmp_path / "repo", 160)  # 8 inputs per request: 20 slow requests
-    server.delay = 0.15
-    daemon.start()
-    daemon.add(repo, wait=False)
-    index = daemon.settings.index_path(repo.resolve())
+    server.delay = 0.15  # 8 inputs per request: 20 slow requests
+    repo, index = watched(daemon, tmp_path / "repo", 160, wait=False)
     eventually(lambda: indexed_files(index) >= 8, timeout=60, what="the daemon indexing")
 
     rc, err = cli_on_terminal(daemon.settings.home, "index", str(repo))
@@ -202,10 +199,7 @@ def test_a_no_op_index_and_embed_are_answered_by_the_warm_daemon(
 def test_index_model_switches_the_daemons_index_to_that_model(
     daemon: Daemon, server: FakeServer, tmp_path: Path
 ) -> None:
-    repo = make_repo(tmp_path / "repo", 5)
-    daemon.start()
-    daemon.add(repo, wait=True)
-    index = daemon.settings.index_path(repo.resolve())
+    repo, index = watched(daemon, tmp_path / "repo", 5)
     assert daemon.call("status")["repos"][0]["model"].startswith("remote:")
 
     asked = len(server.requests)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from daemon_helpers import Daemon, eventually
 from fake_embedder import FakeEmbedder
-from test_daemon_cancel import daemon, indexed_files, make_repo, server
+from test_daemon_cancel import daemon, indexed_files, server, watched
 from test_remote_parts import FakeServer
 
 from codesearch.config import load_settings
@@ -163,10 +163,7 @@ def test_a_rebuild_deletes_nothing_while_another_process_writes(demo_repo: Path)
 def test_the_daemon_rebuilds_only_once_another_process_is_done_writing(
     daemon: Daemon, server: FakeServer, tmp_path: Path
 ) -> None:
-    repo = make_repo(tmp_path / "repo", 5)
-    daemon.start()
-    daemon.add(repo, wait=True)
-    index = daemon.settings.index_path(repo.resolve())
+    repo, index = watched(daemon, tmp_path / "repo", 5)
     holder = _hold(index, 3)
     asked = len(server.requests)
     daemon.call("reindex", {"path": str(repo), "rebuild": True, "wait": False})
