@@ -95,13 +95,20 @@ def runtime_embedder(runtime: str, model: str, precision: str | None = None) -> 
         os.environ.update(saved)
 
 
-def side_by_side(texts: list[str], model: str, sample: int) -> dict[str, Any]:
+def side_by_side(
+    texts: list[str], model: str, sample: int, configs: list[tuple[str, str | None]]
+) -> dict[str, Any]:
+    """Each (runtime, precision) of ``configs`` embeds the same sample in groups of 256, the
+    configurations taking turns at going first; the ratios are against the first one."""
     rng = random.Random(0)
     start = rng.randrange(0, max(1, len(texts) - sample - 2048))
     warm = texts[start : start + 1024]
     timed = texts[start + 1024 : start + 1024 + sample]
     check = texts[start + 1024 + sample : start + 1024 + sample + 512] or timed[:512]
-    runtimes = {name: runtime_embedder(name, model) for name in ("torch", "openvino")}
+    runtimes = {
+        f"{rt}-{precision}" if precision else rt: runtime_embedder(rt, model, precision)
+        for rt, precision in configs
+    }
     reference = runtime_embedder("torch", model, precision="fp32").embed_documents(check)
     result: dict[str, Any] = {"texts_total": len(texts), "sample": len(timed)}
     for name, embedder in runtimes.items():
@@ -115,13 +122,16 @@ def side_by_side(texts: list[str], model: str, sample: int) -> dict[str, Any]:
     names = list(runtimes)
     for turn, i in enumerate(range(0, len(timed), GROUP)):
         group = timed[i : i + GROUP]
-        for name in names[turn % 2 :] + names[: turn % 2]:
+        first = turn % len(names)
+        for name in names[first:] + names[:first]:
             t0 = time.perf_counter()
             runtimes[name].embed_documents(group)
             seconds[name] += time.perf_counter() - t0
     for name in names:
         result[f"{name}_chunks_per_s"] = round(len(timed) / seconds[name], 1)
-    result["speedup"] = round(seconds["torch"] / seconds["openvino"], 3)
+    base = names[0]
+    for name in names[1:]:
+        result[f"speedup_{name}_vs_{base}"] = round(seconds[base] / seconds[name], 3)
     return result
 
 
@@ -168,8 +178,15 @@ def main() -> None:
     parser.add_argument("--model", default="minilm-code")
     parser.add_argument("--sample", type=int, default=6144)
     parser.add_argument("--index", action="store_true", help="also index REPO with each runtime")
+    parser.add_argument(
+        "--configs",
+        default="torch,openvino",
+        help="RUNTIME[:PRECISION],... compared with the first (default: torch,openvino; "
+        "the precision the CPU picks unless given: fp32 or bf16)",
+    )
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
+    configs = [(c.partition(":")[0], c.partition(":")[2] or None) for c in args.configs.split(",")]
     repo = args.repo.resolve()
     result: dict[str, Any] = {
         "repo": str(repo),
@@ -181,7 +198,7 @@ def main() -> None:
     t0 = time.perf_counter()
     texts = chunk_texts(repo, args.model)
     print(f"{len(texts)} chunk texts in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    result["embedder"] = side_by_side(texts, args.model, args.sample)
+    result["embedder"] = side_by_side(texts, args.model, args.sample, configs)
     print(json.dumps(result["embedder"]), file=sys.stderr)
     if args.index:
         runs = [index_run(repo, runtime, args.model) for runtime in ("torch", "openvino")]

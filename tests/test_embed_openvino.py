@@ -1,6 +1,7 @@
-"""The OpenVINO runtime of the BERT-like models (the CPU default): the real packaged weights
-converted once by a child process, then run without torch; vectors equal to the torch
-runtime's, order kept through parallel requests, the export reused, a broken one made again."""
+"""The OpenVINO runtime of the BERT-like models (the default for fp32 on the CPU): the real
+packaged weights converted once by a child process, then run without torch; vectors equal to
+the torch runtime's, order kept through parallel requests, the export reused, a broken one made
+again; what `auto` picks, and torch when the conversion fails."""
 
 from __future__ import annotations
 
@@ -18,14 +19,14 @@ from codesearch.embed.minilm import runtime
 from codesearch.embed.minilm.embedder import TransformersEmbedder
 from codesearch.embed.minilm.files import minilm_code_adapter, packaged_minilm_dir
 from codesearch.embed.minilm.ov_embedder import OpenVinoEmbedder
-from codesearch.types import BadInput
+from codesearch.types import BadInput, ModelUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
 def openvino_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The runtime is opt-in (the default is torch): every test here asks for it."""
+    """Every test here asks for it (auto picks it only for fp32 work)."""
     monkeypatch.setenv("CODESEARCH_EMBED_RUNTIME", "openvino")
 
 
@@ -126,8 +127,17 @@ def test_the_export_is_made_once_and_remade_when_broken(
 
 def test_the_runtime_is_chosen_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CODESEARCH_EMBED_RUNTIME")
-    assert isinstance(load_embedder("minilm"), TransformersEmbedder)  # the default: torch
+    # auto: fp32 on the CPU runs on OpenVINO (the same answers, faster), bf16 stays on torch
+    monkeypatch.setenv("CODESEARCH_EMBED_PRECISION", "fp32")
+    assert isinstance(load_embedder("minilm"), OpenVinoEmbedder)
+    assert runtime.chosen_runtime("cuda") == "torch"
+    monkeypatch.setenv("CODESEARCH_EMBED_PRECISION", "bf16")
+    assert isinstance(load_embedder("minilm"), TransformersEmbedder)
+    monkeypatch.delenv("CODESEARCH_EMBED_PRECISION")
+    native = runtime.cpu_has_native_bf16()
+    assert isinstance(load_embedder("minilm"), TransformersEmbedder if native else OpenVinoEmbedder)
     monkeypatch.setenv("CODESEARCH_EMBED_RUNTIME", "torch")
+    monkeypatch.setenv("CODESEARCH_EMBED_PRECISION", "fp32")
     assert isinstance(load_embedder("minilm"), TransformersEmbedder)
     monkeypatch.setenv("CODESEARCH_EMBED_RUNTIME", "tensorrt")
     with pytest.raises(BadInput, match=r"CODESEARCH_EMBED_RUNTIME='tensorrt': use one of auto"):
@@ -136,6 +146,28 @@ def test_the_runtime_is_chosen_by_the_environment(monkeypatch: pytest.MonkeyPatc
     assert runtime.chosen_runtime("cpu") == "openvino"
     with pytest.raises(BadInput, match="runs on the CPU"):
         runtime.chosen_runtime("cuda")
+
+
+def test_a_conversion_that_fails_gives_way_to_torch_unless_openvino_was_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("CODESEARCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CODESEARCH_EMBED_PRECISION", "fp32")
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        return subprocess.CompletedProcess(args[0], 1, "", "OSError: no space left on device")
+
+    monkeypatch.setattr(runtime.subprocess, "run", failing)
+    monkeypatch.delenv("CODESEARCH_EMBED_RUNTIME")  # auto
+    embedder = load_embedder("minilm")
+    assert isinstance(embedder, TransformersEmbedder) and embedder.precision == "fp32"
+    assert embedder.embed_queries(["x"]).shape == (1, 384)
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("no space left on device" in m and "on torch instead" in m for m in said), said
+
+    monkeypatch.setenv("CODESEARCH_EMBED_RUNTIME", "openvino")  # asked for: an error
+    with pytest.raises(ModelUnavailable, match="no space left on device"):
+        load_embedder("minilm")
 
 
 def test_the_converter_sends_no_telemetry(tmp_path: Path) -> None:

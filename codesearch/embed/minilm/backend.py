@@ -4,6 +4,7 @@ already in the local cache). Probing and describing import no torch; loading doe
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from codesearch.embed import hf_cache
@@ -29,6 +30,8 @@ from codesearch.embed.minilm.files import (
     packaged_minilm_dir,
 )
 from codesearch.types import ModelUnavailable
+
+log = logging.getLogger("codesearch.embed.minilm")
 
 _TRANSFORMERS = ("torch", "transformers", "tokenizers")
 
@@ -125,13 +128,19 @@ def load_folder(
     adapter: Path | None = None,
 ) -> Embedder:
     """The embedder of ``folder`` (``model_id`` None: the folder's own id), on the runtime
-    ``runtime.chosen_runtime`` picks: torch, or OpenVINO when asked for."""
+    ``runtime.chosen_runtime`` picks: OpenVINO for fp32 on the CPU, else torch. An OpenVINO
+    that ``auto`` picked and that cannot convert or load the model gives way to torch."""
     reason = missing_modules(*_TRANSFORMERS)
     if reason:
         raise ModelUnavailable(f"cannot load {folder}: {reason}")
     model_id = model_id or folder_model_id(folder, hf_id)
     if runtime.chosen_runtime(options.device) == "openvino":
-        return _load_openvino(folder, model_id, options, max_tokens, adapter)
+        try:
+            return _load_openvino(folder, model_id, options, max_tokens, adapter)
+        except ModelUnavailable as exc:
+            if runtime.asked_runtime() == "openvino":
+                raise
+            log.warning("%s; running it on torch instead", exc)
     from codesearch.embed.minilm.embedder import TransformersEmbedder
 
     with one_line_errors(f"cannot load model from {folder}"):

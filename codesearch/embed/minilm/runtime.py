@@ -1,15 +1,19 @@
 """Which runtime runs a BERT-like model, and the OpenVINO export it needs. No torch here.
 
-The default (``auto``) is torch (``TransformersEmbedder``). ``CODESEARCH_EMBED_RUNTIME=openvino``
-runs the model on OpenVINO on the CPU (``ov_embedder``): 1.43x torch's chunks/s on django and a
-process that embeds without torch (less than half the memory), but its vectors, equal to a
-cosine of 0.99999, flipped near-ties on two rows of the hand-written dev eval by more than
-0.005 MRR (benchmarks/RESULTS.md), so it is not the default. The model is converted once per
-model, length and OpenVINO version, in a child process (``ov_export``), into codesearch's
-cache folder (``$CODESEARCH_CACHE``, else ``$XDG_CACHE_HOME/codesearch`` or
-``~/.cache/codesearch``: derived files that any data folder can share), under ``openvino/``;
-later loads read that folder. ``CODESEARCH_EMBED_PRECISION=fp32|bf16`` overrides the
-precision both runtimes pick (bf16 where the CPU computes it natively).
+``auto`` (the default) picks by precision, on the CPU: fp32 work runs on OpenVINO
+(``ov_embedder``), 1.6x torch's fp32 chunks/s on django with the same answers (cosine 1.0 with
+torch's vectors; not one hand-written dev question moved, benchmarks/RESULTS.md) and a process
+that embeds without torch; bf16 work (CPUs that compute bf16 natively) stays on torch
+(``TransformersEmbedder``): OpenVINO's bf16 is faster still, but it moved two hand-written
+answers by more than 0.005 MRR where torch's bf16 did not. A GPU is torch's.
+``CODESEARCH_EMBED_RUNTIME=openvino|torch`` picks one (openvino: the CPU only).
+
+The model is converted once per model, length and OpenVINO version, in a child process
+(``ov_export``), into codesearch's cache folder (``$CODESEARCH_CACHE``, else
+``$XDG_CACHE_HOME/codesearch`` or ``~/.cache/codesearch``: derived files that any data folder
+can share), under ``openvino/``; later loads read that folder.
+``CODESEARCH_EMBED_PRECISION=fp32|bf16`` overrides the precision both runtimes pick (bf16
+where the CPU computes it natively).
 """
 
 from __future__ import annotations
@@ -56,18 +60,28 @@ def chosen_precision(device: str | None) -> str:
     return "bf16" if on_gpu or cpu_has_native_bf16() else "fp32"
 
 
-def chosen_runtime(device: str | None) -> str:
-    """ "openvino" or "torch" for a model on ``device`` (None: the CPU)."""
+def asked_runtime() -> str:
+    """CODESEARCH_EMBED_RUNTIME: auto (unset), openvino or torch."""
     asked = os.environ.get("CODESEARCH_EMBED_RUNTIME", "auto").strip().lower() or "auto"
     if asked not in RUNTIMES:
         raise BadInput(f"CODESEARCH_EMBED_RUNTIME={asked!r}: use one of {', '.join(RUNTIMES)}")
-    if asked != "openvino":  # auto is torch: see the module docstring
-        return "torch"
-    if device is not None and not str(device).startswith("cpu"):
-        raise BadInput(f"the openvino runtime runs on the CPU, not on {device}")
-    if importlib.util.find_spec("openvino") is None:
-        raise ModelUnavailable("CODESEARCH_EMBED_RUNTIME=openvino: openvino is not installed")
-    return "openvino"
+    return asked
+
+
+def chosen_runtime(device: str | None) -> str:
+    """ "openvino" or "torch" for a model on ``device`` (None: the CPU); see the docstring."""
+    asked = asked_runtime()
+    on_cpu = device is None or str(device).startswith("cpu")
+    installed = importlib.util.find_spec("openvino") is not None
+    if asked == "openvino":
+        if not on_cpu:
+            raise BadInput(f"the openvino runtime runs on the CPU, not on {device}")
+        if not installed:
+            raise ModelUnavailable("CODESEARCH_EMBED_RUNTIME=openvino: openvino is not installed")
+        return "openvino"
+    if asked == "auto" and on_cpu and installed and chosen_precision(device) == "fp32":
+        return "openvino"
+    return "torch"
 
 
 def cache_root() -> Path:
