@@ -25,13 +25,30 @@ def _ranks(metrics: dict[str, Any]) -> dict[str, int | None]:
     return {q["id"]: q["rank"] for q in metrics["per_query"]}
 
 
+def _shared(words: list[str]) -> int:
+    """How many leading characters all ``words`` share."""
+    n = 0
+    while all(len(w) > n and w[n] == words[0][n] for w in words):
+        n += 1
+    return n
+
+
+def _labels(stems: list[str]) -> list[str]:
+    """The files' names less what they all share at the start and at the end."""
+    if len(set(stems)) < 2:
+        return stems
+    head = _shared(stems)
+    tail = _shared([s[::-1] for s in stems])
+    return [s[head : len(s) - tail] or s for s in stems]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", type=Path, nargs="+", help="run_eval.py --json-out files")
     parser.add_argument("--tool", default="codesearch")
     args = parser.parse_args()
     runs = [_rows(f, args.tool) for f in args.files]
-    names = [f.stem for f in args.files]
+    names = _labels([f.stem for f in args.files])
     print(f"{'corpus/variant':<26}" + "".join(f"{n[:18]:>20}" for n in names))
     moved_total = [0] * len(runs)
     for key in sorted(runs[0]):
