@@ -1,7 +1,7 @@
 """Which runtime runs a BERT-like model, and the OpenVINO export it needs. No torch here.
 
 ``auto`` (the default) picks by precision, on the CPU: fp32 work runs on OpenVINO
-(``ov_embedder``), 1.6x torch's fp32 chunks/s on django with the same answers (cosine 1.0 with
+(``ov_embedder``), 1.2-1.6x torch's fp32 chunks/s on django with the same answers (cosine 1.0 with
 torch's vectors; not one hand-written dev question moved, benchmarks/RESULTS.md) and a process
 that embeds without torch; bf16 work (CPUs that compute bf16 natively) stays on torch
 (``TransformersEmbedder``): OpenVINO's bf16 is faster still, but it moved two hand-written
