@@ -1,4 +1,4 @@
-"""The OpenVINO runtime of the BERT-like models (the default for fp32 on the CPU): the real
+"""The OpenVINO runtime of the BERT-like models (the default on the CPU): the real
 packaged weights converted once by a child process, then run without torch; vectors equal to
 the torch runtime's, order kept through parallel requests, the export reused, a broken one made
 again; what `auto` picks, and torch when the conversion fails."""
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(autouse=True)
 def openvino_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test here asks for it (auto picks it only for fp32 work)."""
+    """Every test here asks for it (as auto does on the CPU)."""
     monkeypatch.setenv("CODESEARCH_EMBED_RUNTIME", "openvino")
 
 
@@ -127,15 +127,19 @@ def test_the_export_is_made_once_and_remade_when_broken(
 
 def test_the_runtime_is_chosen_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CODESEARCH_EMBED_RUNTIME")
-    # auto: fp32 on the CPU runs on OpenVINO (the same answers, faster), bf16 stays on torch
+    # auto: the CPU runs on OpenVINO in either precision, a GPU on torch
     monkeypatch.setenv("CODESEARCH_EMBED_PRECISION", "fp32")
-    assert isinstance(load_embedder("minilm"), OpenVinoEmbedder)
+    fp32 = load_embedder("minilm")
+    assert isinstance(fp32, OpenVinoEmbedder) and fp32.precision == "fp32"
     assert runtime.chosen_runtime("cuda") == "torch"
     monkeypatch.setenv("CODESEARCH_EMBED_PRECISION", "bf16")
-    assert isinstance(load_embedder("minilm"), TransformersEmbedder)
+    bf16 = load_embedder("minilm")
+    assert isinstance(bf16, OpenVinoEmbedder) and bf16.precision == "bf16"
     monkeypatch.delenv("CODESEARCH_EMBED_PRECISION")
     native = runtime.cpu_has_native_bf16()
-    assert isinstance(load_embedder("minilm"), TransformersEmbedder if native else OpenVinoEmbedder)
+    chosen = load_embedder("minilm")
+    assert isinstance(chosen, OpenVinoEmbedder)
+    assert chosen.precision == ("bf16" if native else "fp32")
     monkeypatch.setenv("CODESEARCH_EMBED_RUNTIME", "torch")
     monkeypatch.setenv("CODESEARCH_EMBED_PRECISION", "fp32")
     assert isinstance(load_embedder("minilm"), TransformersEmbedder)

@@ -128,7 +128,7 @@ def load_folder(
     adapter: Path | None = None,
 ) -> Embedder:
     """The embedder of ``folder`` (``model_id`` None: the folder's own id), on the runtime
-    ``runtime.chosen_runtime`` picks: OpenVINO for fp32 on the CPU, else torch. An OpenVINO
+    ``runtime.chosen_runtime`` picks: OpenVINO on the CPU, else torch. An OpenVINO
     that ``auto`` picked and that cannot convert or load the model gives way to torch."""
     reason = missing_modules(*_TRANSFORMERS)
     if reason:

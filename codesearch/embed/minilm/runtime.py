@@ -1,11 +1,13 @@
 """Which runtime runs a BERT-like model, and the OpenVINO export it needs. No torch here.
 
-``auto`` (the default) picks by precision, on the CPU: fp32 work runs on OpenVINO
-(``ov_embedder``), 1.2-1.6x torch's fp32 chunks/s on django with the same answers (cosine 1.0 with
-torch's vectors; not one hand-written dev question moved, benchmarks/RESULTS.md) and a process
-that embeds without torch; bf16 work (CPUs that compute bf16 natively) stays on torch
-(``TransformersEmbedder``): OpenVINO's bf16 is faster still, but it moved two hand-written
-answers by more than 0.005 MRR where torch's bf16 did not. A GPU is torch's.
+``auto`` (the default) runs the model on OpenVINO on the CPU (``ov_embedder``), in the precision
+the CPU computes fastest: bf16 where it has native bf16 (1.68x torch's bf16 chunks/s on a whole
+index of django, half the memory), fp32 elsewhere (1.2-1.6x torch's fp32 chunks/s with the same
+answers: cosine 1.0, not one dev question moved). bf16 moves vectors by a cosine of about
+0.99999 on either runtime, which swaps near-tied answers: on the hand-written dev questions half
+of all draws of that much noise move some corpus's MRR@10 by more than 0.005, either way
+(``benchmarks/noise_floor.py``; benchmarks/RESULTS.md). A GPU is torch's
+(``TransformersEmbedder``), as is a CPU whose export cannot be made (a warning says why).
 ``CODESEARCH_EMBED_RUNTIME=openvino|torch`` picks one (openvino: the CPU only).
 
 The model is converted once per model, length and OpenVINO version, in a child process
@@ -79,7 +81,7 @@ def chosen_runtime(device: str | None) -> str:
         if not installed:
             raise ModelUnavailable("CODESEARCH_EMBED_RUNTIME=openvino: openvino is not installed")
         return "openvino"
-    if asked == "auto" and on_cpu and installed and chosen_precision(device) == "fp32":
+    if asked == "auto" and on_cpu and installed:
         return "openvino"
     return "torch"
 
