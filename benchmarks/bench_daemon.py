@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_daemon.py freshness REPO [--edits 50]
     .venv/bin/python benchmarks/bench_daemon.py latency REPO [--runs 40] [--home HOME]
     .venv/bin/python benchmarks/bench_daemon.py bulk REPO [--files 2000] [--home HOME]
+    .venv/bin/python benchmarks/bench_daemon.py memory REPO [--configs torch,openvino]
 
 - freshness: REPO is copied to a temporary folder and watched; each edit appends a new
   function with a unique name to a file (half in place, half as an editor's atomic save:
@@ -15,6 +16,9 @@
   to each), like a large `git checkout`. Prints the wall time until the daemon is idle again,
   how many index runs (batches) it took, the daemon's peak RSS (VmHWM), and the latency of
   searches (client round trips) asked every 0.5 s while the update runs, against idle.
+- memory: per RUNTIME[:PRECISION] of --configs, a daemon of its own (that runtime and
+  precision in its environment) indexes a copy of REPO, then answers 20 searches; prints its
+  peak RSS (VmHWM) after each step.
 
 Every mode uses the default model ("auto": MiniLM on this machine) unless --model is given.
 """
@@ -71,9 +75,10 @@ def pct(values: list[float], q: float) -> float:
 class Session:
     """A daemon in its own data dir, started for the benchmark and stopped after it."""
 
-    def __init__(self, home: Path, model: str | None) -> None:
+    def __init__(self, home: Path, model: str | None, env: dict[str, str] | None = None) -> None:
         self.settings = Settings(home=home)
         self.env = {**os.environ, "CODESEARCH_HOME": str(home), "CODESEARCH_DAEMON": "1"}
+        self.env.update(env or {})
         if model:
             self.env["CODESEARCH_MODEL"] = model
         self.pid = 0
@@ -262,6 +267,31 @@ def bulk(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def memory(args: argparse.Namespace) -> dict[str, Any]:
+    runs = []
+    for config in args.configs.split(","):
+        runtime, _, precision = config.partition(":")
+        env = {"CODESEARCH_EMBED_RUNTIME": runtime}
+        if precision:
+            env["CODESEARCH_EMBED_PRECISION"] = precision
+        with tempfile.TemporaryDirectory() as tmp:
+            repo = _copy(Path(args.repo).resolve(), Path(tmp))
+            with Session(Path(tmp) / "home", args.model, env) as daemon:
+                daemon.add(repo)
+                indexed = daemon.peak_rss()
+                for question in QUESTIONS:
+                    daemon.call("search", {"queries": [question], "k": 10, "repo": str(repo)})
+                runs.append(
+                    {
+                        "config": config,
+                        "peak_rss_mb_after_index": round(indexed / 1e6),
+                        "peak_rss_mb_after_searches": round(daemon.peak_rss() / 1e6),
+                    }
+                )
+        print(json.dumps(runs[-1]), file=sys.stderr)
+    return {"mode": "memory", "repo": str(Path(args.repo).resolve()), "runs": runs}
+
+
 def _query_latencies(
     daemon: Session, repo: Path, stop: threading.Event, limit: int = 10_000, pause: float = 0.0
 ) -> list[float]:
@@ -282,7 +312,7 @@ def _query_latencies(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=("freshness", "latency", "bulk"))
+    parser.add_argument("mode", choices=("freshness", "latency", "bulk", "memory"))
     parser.add_argument("repo")
     parser.add_argument("--model", default=None)
     parser.add_argument("--edits", type=int, default=50)
@@ -291,9 +321,15 @@ def main() -> None:
     parser.add_argument(
         "--home", default=None, help="latency, bulk: a data dir that holds REPO's index already"
     )
+    parser.add_argument(
+        "--configs",
+        default="torch,openvino",
+        help="memory: RUNTIME[:PRECISION],... (the precision the CPU picks unless given)",
+    )
     parser.add_argument("--json-out", default=None)
     args = parser.parse_args()
-    result = {"freshness": freshness, "latency": latency, "bulk": bulk}[args.mode](args)
+    modes = {"freshness": freshness, "latency": latency, "bulk": bulk, "memory": memory}
+    result = modes[args.mode](args)
     print(json.dumps(result, indent=2))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")

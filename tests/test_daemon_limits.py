@@ -139,7 +139,13 @@ def test_a_request_trickled_a_byte_at_a_time_times_out_like_an_idle_one(
         said = json.loads(reader.readline())
         assert said["error"]["type"] == "ProtocolError"
         assert "no whole request for 1 s" in said["error"]["message"]
-        assert reader.readline() == b""
+        try:
+            rest = reader.readline()
+        except ConnectionResetError:
+            # a byte that reached the daemon after its last read makes the close a reset
+            # (Linux reports it once the queued answer has been read): closed all the same
+            rest = b""
+        assert rest == b""
         assert time.monotonic() - started < 4  # not the 1 s after the last byte
     assert daemon.call("ping")["pid"] == daemon.pid
 

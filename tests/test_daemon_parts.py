@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from codesearch.config import Settings
-from codesearch.daemon import protocol, registry, service
+from codesearch.daemon import protocol, registry, service, writer
 from codesearch.daemon.runtime import MAX_SOCKET_PATH, runtime
-from codesearch.daemon.service import QueryGate, Service
+from codesearch.daemon.service import Service
 from codesearch.daemon.watcher import WHOLE_REPO, SkipPrefixes, classify
+from codesearch.daemon.writer import QueryGate
 from codesearch.search import SearchOptions
 from codesearch.types import BadInput
 
@@ -155,8 +156,8 @@ def test_a_repository_that_cannot_be_watched_is_rescanned(
     def no_watch(*args: object, **kw: object) -> None:
         raise OSError(28, "inotify watch limit reached")
 
-    monkeypatch.setattr(service, "RepoWatcher", no_watch)
-    monkeypatch.setattr(service, "RESCAN_S", 0.5)
+    monkeypatch.setattr(writer, "RepoWatcher", no_watch)
+    monkeypatch.setattr(writer, "RESCAN_S", 0.5)
     settings = Settings(home=tmp_path / "home", model="fake")
     settings.home.mkdir()
     svc = Service(settings, runtime(settings))
