@@ -27,7 +27,6 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import sys
 import tempfile
 import time
@@ -40,29 +39,20 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 EVAL = ROOT.parent / "shared" / "eval"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(EVAL))
 
 import corpus as corpus_mod  # noqa: E402
 import run_eval  # noqa: E402
+from bench_embed_runtime import chunk_texts, runtime_embedder  # noqa: E402
 
 from codesearch.config import load_settings  # noqa: E402
-from codesearch.embed import Embedder, load_embedder  # noqa: E402
+from codesearch.embed import Embedder  # noqa: E402
 from codesearch.engine import RepoSearch, index_repo  # noqa: E402
 from codesearch.search import SearchOptions  # noqa: E402
 
 MODEL = "minilm-code"
 FLOOR = 0.005
-
-
-def embedder_for(precision: str, runtime: str = "auto") -> Embedder:
-    saved = dict(os.environ)
-    os.environ["CODESEARCH_EMBED_PRECISION"] = precision
-    os.environ["CODESEARCH_EMBED_RUNTIME"] = runtime
-    try:
-        return load_embedder(MODEL, batch_size=32)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 class Noisy(Embedder):
@@ -104,29 +94,11 @@ def similarity_rms(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.nda
 
 
 def measure_sigma(fp32: Noisy, questions: list[str], chunks: list[str]) -> dict[str, float]:
-    bf16 = embedder_for("bf16", "torch")
+    bf16 = runtime_embedder("torch", MODEL, "bf16")
     exact = (fp32.embed_queries(questions), fp32.embed_documents(chunks))
     rough = (bf16.embed_queries(questions), bf16.embed_documents(chunks))
     rms = similarity_rms(exact, rough)
     return {"bf16_similarity_rms": rms, "sigma": rms / math.sqrt(2)}
-
-
-def chunk_texts(tree: Path, embedder: Noisy, limit: int) -> list[str]:
-    """Up to ``limit`` chunk texts of ``tree`` as the indexer hands them to the embedder."""
-    seen: list[str] = []
-
-    class Recorder(Noisy):
-        def embed_batch(self, texts: Sequence[str], *, query: bool, task: str | None):
-            if not query:
-                seen.extend(texts)
-            return super().embed_batch(texts, query=query, task=task)
-
-    recorder = Recorder(embedder.inner)
-    recorder._memo = embedder._memo  # the texts embedded here are not embedded again
-    with tempfile.TemporaryDirectory() as home:
-        index_repo(tree, load_settings(Path(home)), embedder=recorder)
-    step = max(1, len(seen) // limit)
-    return seen[::step][:limit]
 
 
 def run_once(tree: Path, queries: list[dict[str, Any]], embedder: Noisy) -> dict[str, Any]:
@@ -181,11 +153,12 @@ def main() -> None:
     names = sorted({q["corpus"] for q in handwritten})
     cache = corpus_mod.cache_dir(None)
     infos = {n: corpus_mod.prepare(corpora[n], settings_toml, cache, quiet=True) for n in names}
-    embedder = Noisy(embedder_for("fp32"))
+    embedder = Noisy(runtime_embedder("auto", MODEL, "fp32"))
     result: dict[str, Any] = {"model": MODEL, "questions": [str(f) for f in args.queries]}
     if args.sigma == "auto":
         first = Path(infos[names[0]]["unstripped"])
-        sample = chunk_texts(first, embedder, 512)
+        texts = chunk_texts(first, MODEL)  # as the indexer hands them to the embedder
+        sample = texts[:: max(1, len(texts) // 512)][:512]
         result.update(measure_sigma(embedder, [q["query"] for q in handwritten], sample))
         sigma = result["sigma"]
     else:
